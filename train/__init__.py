@@ -1,0 +1,1 @@
+"""Training, evaluation and figures for the MNIST CNN."""
