@@ -1,0 +1,1 @@
+"""TorchServe handler for the MNIST CNN, and the preprocessing it shares with evaluation."""
