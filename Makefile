@@ -26,6 +26,21 @@ $(STAMP): requirements.txt requirements-dev.txt scripts/check_java.sh
 data: $(STAMP) ## Get MNIST into data/ (from MNIST_DIR when set, else download)
 	$(PY) -m train.data
 
+# ---- training ------------------------------------------------------------
+.PHONY: train evaluate bench-train
+
+EPOCHS ?= 10
+ARGS ?=
+
+train: $(STAMP) ## Train the CNN: mnist_cnn.pth + reports/ (EPOCHS=10, ARGS="--lr 3e-3 ...")
+	$(PY) -m train --epochs $(EPOCHS) $(ARGS)
+
+evaluate: $(STAMP) ## Recompute reports/ from mnist_cnn.pth, no training (ARGS="--checkpoint ...")
+	$(PY) -m train.evaluate $(ARGS)
+
+bench-train: $(STAMP) ## Time the straightforward pipeline vs ours: reports/bench_train.{json,png}
+	$(PY) scripts/bench_train.py --epochs $(EPOCHS) $(ARGS)
+
 # ---- quality -------------------------------------------------------------
 
 test: $(STAMP) ## Run the test suite and the linter

@@ -1,0 +1,178 @@
+"""Time the straightforward training pipeline against ours, in one run on one machine.
+
+Straightforward (the product spec as usually written): per-sample PIL
+RandomRotation(10) + RandomAffine(translate=0.1) in a DataLoader, batch 64,
+Adam 1e-3, fp32. Ours: ``python -m train`` with its defaults. Both train the
+same MnistCNN for the same number of epochs and are evaluated on the test set
+after every epoch. Writes a JSON summary and a plot of test accuracy against
+wall time; prints the JSON.
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from PIL import Image  # noqa: E402
+from torch.utils.data import DataLoader, Dataset  # noqa: E402
+from torchvision import transforms  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from model import MNIST_MEAN, MNIST_STD, MnistCNN  # noqa: E402
+from train.__main__ import build_parser, train  # noqa: E402
+from train.data import DEFAULT_ROOT, DataError, load_mnist  # noqa: E402
+
+
+class PILDigits(Dataset):
+    """MNIST as PIL images through a per-sample transform, like torchvision.datasets.MNIST."""
+
+    def __init__(self, split, transform):
+        self.images, self.labels, self.transform = split.images.numpy(), split.labels, transform
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return self.transform(Image.fromarray(self.images[i], mode="L")), self.labels[i]
+
+
+def run_baseline(train_split, test_split, epochs: int, seed: int) -> list[dict]:
+    torch.manual_seed(seed)
+    to_tensor = [transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))]
+    augment = [transforms.RandomRotation(10), transforms.RandomAffine(0, translate=(0.1, 0.1))]
+    train_loader = DataLoader(PILDigits(train_split, transforms.Compose(augment + to_tensor)), 64, shuffle=True)
+    test_loader = DataLoader(PILDigits(test_split, transforms.Compose(to_tensor)), 1000)
+    model = MnistCNN()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    history, start = [], time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        model.train()
+        for x, y in train_loader:
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for x, y in test_loader:
+                correct += (model(x).argmax(1) == y).sum().item()
+        history.append({"epoch": epoch, "test_acc": correct / len(test_split), "wall_s": time.perf_counter() - start})
+        print(f"baseline epoch {epoch}: test acc {history[-1]['test_acc']:.4f} at {history[-1]['wall_s']:.0f}s")
+    return history
+
+
+def run_ours(train_split, test_split, epochs: int, seed: int, extra: list[str]) -> list[dict]:
+    with tempfile.TemporaryDirectory() as tmp:
+        args = build_parser().parse_args(
+            ["--epochs", str(epochs), "--seed", str(seed), "--checkpoint", f"{tmp}/w.pth", "--reports-dir", tmp] + extra
+        )
+        metrics = train(args, train_split, test_split, log=lambda line: print(f"ours {line}"))
+    wall = 0.0
+    history = []
+    for h in metrics["history"]:
+        wall += h["epoch_time_s"]
+        history.append({"epoch": h["epoch"], "test_acc": h["test_acc"], "wall_s": wall})
+    return history
+
+
+def time_to(history: list[dict], accuracy: float) -> float | None:
+    """Wall time at the first epoch whose test accuracy reaches ``accuracy``."""
+    return next((h["wall_s"] for h in history if h["test_acc"] >= accuracy), None)
+
+
+def summarize(baseline: list[dict], ours: list[dict], epochs: int) -> dict:
+    target = baseline[-1]["test_acc"]
+    base_t, ours_t = time_to(baseline, target), time_to(ours, target)
+    return {
+        "epochs": epochs,
+        "threads": torch.get_num_threads(),
+        "torch_version": torch.__version__,
+        "baseline": {
+            "pipeline": "per-sample PIL RandomRotation(10)+RandomAffine(translate=0.1), DataLoader batch 64, "
+            "Adam 1e-3, fp32",
+            "wall_s": baseline[-1]["wall_s"],
+            "per_epoch_s": baseline[-1]["wall_s"] / epochs,
+            "final_test_acc": target,
+            "history": baseline,
+        },
+        "ours": {
+            "pipeline": "python -m train defaults",
+            "wall_s": ours[-1]["wall_s"],
+            "per_epoch_s": ours[-1]["wall_s"] / epochs,
+            "final_test_acc": ours[-1]["test_acc"],
+            "history": ours,
+        },
+        "wall_time_ratio": ours[-1]["wall_s"] / baseline[-1]["wall_s"],
+        "same_accuracy": {
+            "target_test_acc": target,
+            "baseline_s": base_t,
+            "ours_s": ours_t,
+            "ratio": ours_t / base_t if ours_t is not None else None,
+        },
+    }
+
+
+def plot(summary: dict, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name in ("baseline", "ours"):
+        hist = summary[name]["history"]
+        ax.plot([0] + [h["wall_s"] for h in hist], [0.0] + [h["test_acc"] for h in hist], "o-", label=name)
+    ax.axhline(summary["same_accuracy"]["target_test_acc"], ls="--", c="gray", lw=1, label="baseline final")
+    ax.set_ylim(0.97, 1.0)
+    ax.set_xlabel("wall time (s)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(f"MNIST, {summary['epochs']} epochs: ours takes {summary['wall_time_ratio']:.2f}x the baseline's time")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/bench_train.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=10, help="epochs for both pipelines (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="default: %(default)s")
+    parser.add_argument("--data-dir", help="local copy of the MNIST IDX files (default: $MNIST_DIR, else download)")
+    parser.add_argument("--data-root", default=str(DEFAULT_ROOT), help="default: %(default)s")
+    parser.add_argument("--subset", type=int, help="first N training images only (smoke runs)")
+    parser.add_argument("--json", default="reports/bench_train.json", help="default: %(default)s")
+    parser.add_argument("--plot", default="reports/bench_train.png", help="default: %(default)s")
+    parser.add_argument("--ours-args", default="", help='extra `python -m train` options for ours, e.g. "--lr 2e-3"')
+    args = parser.parse_args(argv)
+    if args.epochs < 1:
+        print("error: --epochs must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        train_split, test_split = load_mnist(args.data_dir, args.data_root)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if args.subset:
+        train_split = type(train_split)(train_split.images[: args.subset], train_split.labels[: args.subset])
+    # Ours first: it is short, so both see similar load from anything else on the machine.
+    ours = run_ours(train_split, test_split, args.epochs, args.seed, args.ours_args.split())
+    torch.use_deterministic_algorithms(False)  # the baseline runs as usually written
+    baseline = run_baseline(train_split, test_split, args.epochs, args.seed)
+    summary = summarize(baseline, ours, args.epochs)
+    for out in (Path(args.json), Path(args.plot)):
+        out.parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+    plot(summary, Path(args.plot))
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("baseline", "ours")}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Train the MNIST CNN: ``python -m train`` (``make train``).
+
+Writes the weights (a plain state_dict) and, in the reports dir, metrics.json,
+curves.png, confusion_matrix.png and samples.png.
+"""
+
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model import MnistCNN
+from train.cli import (
+    CliError,
+    OneLineParser,
+    check_writable_dir,
+    check_writable_file,
+    fail,
+    fraction,
+    positive_float,
+    positive_int,
+)
+from train.data import DEFAULT_ROOT, DataError, load_mnist
+from train.engine import TrainState, autocast_dtype, evaluate, pick_device, train_one_epoch
+from train.evaluate import report
+
+DEFAULTS = {"batch_size": 256, "lr": 3e-3, "weight_decay": 5e-4, "label_smoothing": 0.1}
+
+
+def build_parser() -> OneLineParser:
+    p = OneLineParser(prog="python -m train", description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--epochs", type=positive_int, default=10, help="passes over the training set (default: %(default)s)"
+    )
+    p.add_argument("--batch-size", type=positive_int, default=DEFAULTS["batch_size"], help="default: %(default)s")
+    p.add_argument(
+        "--lr", type=positive_float, default=DEFAULTS["lr"], help="peak learning rate (default: %(default)s)"
+    )
+    p.add_argument(
+        "--weight-decay", type=float, default=DEFAULTS["weight_decay"], help="AdamW's (default: %(default)s)"
+    )
+    p.add_argument("--label-smoothing", type=fraction, default=DEFAULTS["label_smoothing"], help="default: %(default)s")
+    p.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw", help="default: %(default)s")
+    p.add_argument(
+        "--schedule", choices=["onecycle", "cosine", "constant"], default="onecycle", help="default: %(default)s"
+    )
+    p.add_argument("--seed", type=int, default=0, help="default: %(default)s")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="default: %(default)s")
+    p.add_argument(
+        "--precision",
+        choices=["auto", "fp32"],
+        default="auto",
+        help="auto: bf16/fp16 autocast where the hardware runs it fast (default: %(default)s)",
+    )
+    p.add_argument("--data-dir", help="local copy of the MNIST IDX files (default: $MNIST_DIR, else download)")
+    p.add_argument("--data-root", default=str(DEFAULT_ROOT), help="unpacked data set folder (default: %(default)s)")
+    p.add_argument("--subset", type=positive_int, help="train on the first N training images only (quick runs)")
+    p.add_argument("--checkpoint", default="mnist_cnn.pth", help="where the weights go (default: %(default)s)")
+    p.add_argument("--reports-dir", default="reports", help="where metrics.json and figures go (default: %(default)s)")
+    return p
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def make_optimizer(model, args, steps_per_epoch: int):
+    decay = [p for p in model.parameters() if p.ndim > 1]  # no weight decay on biases and BatchNorm
+    rest = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    if args.optimizer == "sgd":
+        optimizer = torch.optim.SGD(groups, lr=args.lr, momentum=0.9, nesterov=True)
+    else:
+        optimizer = torch.optim.AdamW(groups, lr=args.lr)
+    total = args.epochs * steps_per_epoch
+    if args.schedule == "onecycle":
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=total, pct_start=0.25)
+    elif args.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+    else:
+        scheduler = None
+    return optimizer, scheduler
+
+
+def train(args, train_split, test_split, log=print) -> dict:
+    """Train, save the checkpoint, write the reports; return metrics.json's content."""
+    device = pick_device(args.device)
+    seed_everything(args.seed)
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True)
+    amp_dtype = autocast_dtype(device) if args.precision == "auto" else None
+    images, labels = train_split.images.to(device), train_split.labels.to(device)
+    test_images, test_labels = test_split.images.to(device), test_split.labels.to(device)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(args.seed)
+
+    model = MnistCNN().to(device).to(memory_format=torch.channels_last)
+    steps = -(-len(labels) // args.batch_size)
+    optimizer, scheduler = make_optimizer(model, args, steps)
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    state = TrainState(model, optimizer, scheduler, device, amp_dtype, scaler, generator, args.label_smoothing)
+    precision = str(amp_dtype).removeprefix("torch.") if amp_dtype else "float32"
+    log(f"training on {len(labels)} images, testing on {len(test_labels)}, {device} ({precision} compute)")
+
+    history, start = [], time.perf_counter()
+    for epoch in range(1, args.epochs + 1):
+        stats = train_one_epoch(state, images, labels, args.batch_size, desc=f"epoch {epoch}/{args.epochs}")
+        test_loss, test_acc = evaluate(model, test_images, test_labels)
+        seconds = time.perf_counter() - start - sum(h["epoch_time_s"] for h in history)
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": stats.loss,
+                "train_acc": stats.accuracy,
+                "test_loss": test_loss,
+                "test_acc": test_acc,
+                "epoch_time_s": seconds,
+                "train_time_s": stats.seconds,
+            }
+        )
+        log(
+            f"epoch {epoch:2d}/{args.epochs}  train loss {stats.loss:.4f} acc {stats.accuracy:.4f}  "
+            f"test loss {test_loss:.4f} acc {test_acc:.4f}  {seconds:.1f}s"
+        )
+    wall = time.perf_counter() - start
+
+    model = model.to(memory_format=torch.contiguous_format).eval()
+    torch.save({k: v.contiguous() for k, v in model.state_dict().items()}, args.checkpoint)
+    extra = {
+        "history": history,
+        "wall_time_s": wall,
+        "device": str(device),
+        "precision": precision,
+        "torch_version": torch.__version__,
+        "seed": args.seed,
+        "options": {k: v for k, v in vars(args).items()},
+        "checkpoint": str(args.checkpoint),
+    }
+    metrics = report(model, test_split, Path(args.reports_dir), extra)
+    log(
+        f"test accuracy {metrics['test_accuracy']:.4%} in {wall:.1f}s; "
+        f"weights in {args.checkpoint}, reports in {args.reports_dir}/"
+    )
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        pick_device(args.device)
+        check_writable_file(Path(args.checkpoint), "checkpoint")
+        check_writable_dir(Path(args.reports_dir), "reports dir")
+        train_split, test_split = load_mnist(args.data_dir, args.data_root)
+    except (CliError, DataError, ValueError) as err:
+        return fail(str(err))
+    if args.subset:
+        train_split = type(train_split)(train_split.images[: args.subset], train_split.labels[: args.subset])
+    train(args, train_split, test_split)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

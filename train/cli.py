@@ -1,0 +1,61 @@
+"""Command-line plumbing shared by ``python -m train`` and ``python -m train.evaluate``."""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+class CliError(Exception):
+    """A bad option or environment; the message is the one line the user sees."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad option as one ``error: ...`` line, not usage plus message."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def check_writable_dir(path: Path, what: str) -> None:
+    """Create ``path`` if needed and make sure files can be written there, before any long work."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CliError(f"cannot create {what} {path}: {err.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise CliError(f"{what} {path} is not writable")
+
+
+def check_writable_file(path: Path, what: str) -> None:
+    if path.is_dir():
+        raise CliError(f"{what} {path} is a directory, not a file")
+    check_writable_dir(path.parent if str(path.parent) else Path("."), f"folder of the {what}")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise CliError(f"{what} {path} is not writable")
+
+
+def fail(message: str, code: int = 1) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code

@@ -1,0 +1,113 @@
+"""The training and evaluation loops on in-memory tensors."""
+
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from model import MNIST_MEAN, MNIST_STD
+from train.augment import random_affine
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto`` is CUDA when present, else CPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda requested but CUDA is not available")
+    return torch.device(name)
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The reduced precision this hardware runs fast, or None for plain fp32.
+
+    CPUs only gain from bf16 with native bf16 instructions (AVX512-BF16 or AMX);
+    elsewhere emulated bf16 is slower than fp32.
+    """
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()):
+        return torch.bfloat16
+    return None
+
+
+def to_input(images_u8: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> float (N, 1, 28, 28) in [0, 1]."""
+    return images_u8.unsqueeze(1).float().div_(255.0)
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    """The same arithmetic as ``handler.preprocess``: (x - mean) / std on [0, 1] pixels."""
+    return (x - MNIST_MEAN) / MNIST_STD
+
+
+@dataclass
+class EpochStats:
+    loss: float
+    accuracy: float
+    seconds: float
+
+
+@dataclass
+class TrainState:
+    """Everything one epoch of training needs besides the data."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    scaler: torch.amp.GradScaler | None
+    generator: torch.Generator  # shuffling and augmentation, on the data's device
+    label_smoothing: float = 0.0
+    degrees: float = 10.0
+    translate: float = 0.1
+
+
+def train_one_epoch(state: TrainState, images: torch.Tensor, labels: torch.Tensor, batch_size: int, desc: str = ""):
+    """One pass over (uint8 images, labels) held on the training device."""
+    model = state.model.train()
+    start = time.perf_counter()
+    order = torch.randperm(len(labels), device=images.device, generator=state.generator)
+    total_loss = torch.zeros((), device=state.device)
+    correct = torch.zeros((), device=state.device, dtype=torch.long)
+    batches = order.split(batch_size)
+    for idx in tqdm(batches, desc=desc, leave=False, disable=None, unit="batch"):
+        x = random_affine(to_input(images[idx]), state.degrees, state.translate, state.generator)
+        x = normalize(x).contiguous(memory_format=torch.channels_last)
+        y = labels[idx]
+        with torch.autocast(state.device.type, dtype=state.amp_dtype or torch.float32, enabled=bool(state.amp_dtype)):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=state.label_smoothing)
+        state.optimizer.zero_grad(set_to_none=True)
+        if state.scaler is not None:
+            state.scaler.scale(loss).backward()
+            state.scaler.step(state.optimizer)
+            state.scaler.update()
+        else:
+            loss.backward()
+            state.optimizer.step()
+        if state.scheduler is not None:
+            state.scheduler.step()
+        # Accumulate on the device: no host sync per batch.
+        total_loss += loss.detach() * len(y)
+        correct += (logits.argmax(1) == y).sum()
+    n = len(labels)
+    return EpochStats(total_loss.item() / n, correct.item() / n, time.perf_counter() - start)
+
+
+@torch.no_grad()
+def predict_logits(model: torch.nn.Module, inputs: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """fp32 logits for normalised (N, 1, 28, 28) inputs, in eval mode, on the model's device."""
+    model.eval()
+    device = next(model.parameters()).device
+    return torch.cat([model(chunk.to(device)).float().cpu() for chunk in inputs.split(batch_size)])
+
+
+def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) in fp32 on uint8 images."""
+    logits = predict_logits(model, normalize(to_input(images)))
+    labels = labels.cpu()
+    return F.cross_entropy(logits, labels).item(), (logits.argmax(1) == labels).float().mean().item()
