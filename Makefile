@@ -55,3 +55,49 @@ lint: $(STAMP) ## Lint and check formatting only
 clean: ## Remove generated outputs (keeps .venv and data/)
 	rm -rf build model_store logs reports mnist_cnn.pth .pytest_cache .ruff_cache
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+
+# ---- serving -------------------------------------------------------------
+.PHONY: archive serve predict scale status stop logs token renew-key eval-server
+
+SERVE := $(PY) -m scripts.serving
+CHECKPOINT ?= mnist_cnn.pth
+MAR := model_store/mnist.mar
+WORKERS ?= 1
+IMG ?= samples/mnist_7.png
+PORTS := $(if $(INFERENCE_PORT),--inference-port $(INFERENCE_PORT)) \
+	$(if $(MANAGEMENT_PORT),--management-port $(MANAGEMENT_PORT)) \
+	$(if $(METRICS_PORT),--metrics-port $(METRICS_PORT))
+
+archive: $(MAR) ## Package model/, the weights and handler/ as model_store/mnist.mar
+
+$(MAR): $(STAMP) $(wildcard $(CHECKPOINT)) $(wildcard model/*.py handler/*.py handler/*.yaml)
+	@test -f $(CHECKPOINT) || $(MAKE) train
+	$(SERVE) archive --checkpoint $(CHECKPOINT) --model-store model_store
+
+serve: $(STAMP) ## Start TorchServe on 127.0.0.1 (8080-8082; INFERENCE_PORT=... to move) and wait for READY
+	@$(SERVE) running || $(MAKE) --no-print-directory archive
+	@$(SERVE) start $(PORTS)
+
+predict: $(STAMP) ## Send an image to the server: make predict IMG=path/to/digit.png
+	@$(SERVE) predict $(IMG)
+
+scale: $(STAMP) ## Set the number of workers, synchronously: make scale WORKERS=2
+	@$(SERVE) scale $(WORKERS)
+
+status: $(STAMP) ## Is TorchServe up? Its workers and endpoints
+	@$(SERVE) status
+
+stop: $(STAMP) ## Stop TorchServe and its workers
+	@$(SERVE) stop
+
+logs: $(STAMP) ## The last lines of TorchServe's logs (logs/)
+	@$(SERVE) logs
+
+token: $(STAMP) ## Print the API keys from key_file.json
+	@$(SERVE) token
+
+renew-key: $(STAMP) ## Replace the inference and management keys (they expire after 60 min)
+	@$(SERVE) renew-key
+
+eval-server: $(STAMP) ## Accuracy through the running server: MNIST test set + user-style renders (reports/)
+	$(PY) scripts/eval_server.py --out reports/eval_server.json

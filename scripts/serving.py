@@ -429,6 +429,10 @@ def cmd_start(args) -> None:
     _print_endpoints(server)
 
 
+def cmd_running(args) -> int:
+    return 0 if Server.load(args.run_dir) is not None else 1
+
+
 def cmd_stop(args) -> None:
     server = Server.load(args.run_dir)
     if server is None:
@@ -505,6 +509,7 @@ def main(argv=None) -> int:
     sub.set_defaults(run=cmd_start)
 
     commands.add_parser("stop", help="stop TorchServe").set_defaults(run=cmd_stop)
+    commands.add_parser("running", help="exit 0 when the server is running, 1 when not").set_defaults(run=cmd_running)
     commands.add_parser("status", help="the server and its workers").set_defaults(run=cmd_status)
     commands.add_parser("token", help="print the API keys").set_defaults(run=cmd_token)
 
@@ -526,14 +531,13 @@ def main(argv=None) -> int:
 
     args = parser.parse_args(argv)
     try:
-        args.run(args)
+        return args.run(args) or 0
     except ServeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except requests.RequestException as error:
         print(f"error: cannot reach TorchServe: {error}", file=sys.stderr)
         return 1
-    return 0
 
 
 if __name__ == "__main__":
