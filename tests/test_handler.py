@@ -179,7 +179,7 @@ BAD_REQUESTS = {
     "no content type": (({"\x89PNG\r\n": b""}, {"Content-Type": "application/x-www-form-urlencoded"}), "Content-Type"),
     "no image field": (({"name": b"seven"}, {"name": {"content-type": None}}), "no image"),
     "too many pixels": (raw(huge_png()), f"{MAX_PIXELS:,}"),
-    "blank image": (raw(encode(Image.new("L", (64, 64), 255))), ""),
+    "blank image": (raw(encode(Image.new("L", (64, 64), 255))), "no digit found"),
 }
 
 

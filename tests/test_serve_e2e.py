@@ -1,0 +1,247 @@
+"""End to end: a real TorchServe on free loopback ports, real HTTP, the real archive and config."""
+
+import base64
+import os
+import re
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import psutil
+import pytest
+import requests
+from PIL import Image
+
+from scripts.serving import ROOT, Server
+from tests.serving import (
+    encode,
+    load_model,
+    mnist_image,
+    offline_probabilities,
+    quick_checkpoint,
+    start_test_server,
+    untrained_checkpoint,
+)
+
+pytestmark = pytest.mark.timeout(900)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """(path, trained): a quickly trained checkpoint with MNIST_DIR, else an untrained one."""
+    workdir = tmp_path_factory.mktemp("checkpoint")
+    mnist_dir = os.environ.get("MNIST_DIR")
+    if mnist_dir and os.path.isdir(mnist_dir):
+        return quick_checkpoint(workdir / "quick.pth", mnist_dir, workdir / "reports"), True
+    return untrained_checkpoint(workdir / "untrained.pth"), False
+
+
+@pytest.fixture(scope="module")
+def trained(checkpoint):
+    if not checkpoint[1]:
+        pytest.skip("needs a trained model: set MNIST_DIR to the folder with the four MNIST IDX files")
+    return checkpoint[0]
+
+
+@pytest.fixture(scope="module")
+def server(checkpoint, tmp_path_factory):
+    """TorchServe with one worker; stopped at the end with every process it started."""
+    workdir = tmp_path_factory.mktemp("torchserve")
+    server = start_test_server(checkpoint[0], workdir, workers=1)
+    family = [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]
+    yield server
+    server.stop()
+    assert not [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE], "processes left behind"
+    assert not (workdir / "key_file.json").exists()
+
+
+def predict(server: Server, data: bytes, content_type: str | None = "image/png", key: str | None = None, **kwargs):
+    headers = {"Authorization": f"Bearer {key or server.key('inference')}"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    return requests.post(f"{server.inference}/predictions/{server.model}", data=data, headers=headers, **kwargs)
+
+
+def metric(server: Server, name: str) -> float:
+    text = requests.get(f"{server.metrics}/metrics", timeout=10).text
+    values = [float(v) for v in re.findall(rf"^{name}{{[^}}]*}} ([0-9.eE+-]+)$", text, re.MULTILINE)]
+    return sum(values)
+
+
+def wait_for(read, expected, timeout: float = 15.0):
+    """Poll ``read()`` until it returns ``expected`` (or the time is up); return the last value."""
+    deadline = time.monotonic() + timeout
+    value = read()
+    while value != expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+        value = read()
+    return value
+
+
+def test_png_body_matches_the_offline_model_exactly(server, checkpoint, mnist):
+    _, test = mnist
+    images = [mnist_image(pixels) for pixels in test.images[:20]]
+    reference = offline_probabilities(load_model(checkpoint[0]), images)
+    for image, probabilities in zip(images, reference, strict=True):
+        response = predict(server, encode(image), timeout=30)
+        assert response.status_code == 200
+        answer = response.json()
+        assert answer["digit"] == int(probabilities.argmax())
+        assert answer["probabilities"] == pytest.approx(probabilities.tolist(), abs=1e-5)
+
+
+def test_known_digit_is_classified_right_in_every_encoding(server, trained, mnist):
+    _, test = mnist
+    # The test set's first digits; a model that learned anything reads most of them.
+    image, label = mnist_image(test.images[0]), int(test.labels[0])
+    data = encode(image)
+    key = server.key("inference")
+    url = f"{server.inference}/predictions/{server.model}"
+    auth = {"Authorization": f"Bearer {key}"}
+    responses = {
+        "png": predict(server, data, timeout=30),
+        "jpeg": predict(server, encode(image.convert("RGB"), "JPEG", quality=95), "image/jpeg", timeout=30),
+        "put -T": requests.put(url, data=data, headers=auth, timeout=30),
+        "multipart": requests.post(url, files={"data": ("digit.png", data, "image/png")}, headers=auth, timeout=30),
+        "json base64": requests.post(url, json={"data": base64.b64encode(data).decode()}, headers=auth, timeout=30),
+    }
+    for kind, response in responses.items():
+        assert response.status_code == 200, f"{kind}: {response.text}"
+        assert response.json()["digit"] == label, kind
+
+
+def test_user_style_picture_is_read(server, trained, mnist):
+    _, test = mnist
+    # Dark ink on light paper, 10x larger and off-centre, as a JPEG: what a phone would send.
+    digit = mnist_image(test.images[0]).resize((280, 280), Image.Resampling.BILINEAR)
+    paper = Image.new("L", (640, 480), 235)
+    paper.paste(Image.eval(digit, lambda v: 235 - v * 200 // 255), (300, 60))
+    response = predict(server, encode(paper.convert("RGB"), "JPEG", quality=85), "image/jpeg", timeout=30)
+    assert response.status_code == 200
+    assert response.json()["digit"] == int(test.labels[0])
+
+
+def test_concurrent_requests_are_batched(server):
+    image = encode(Image.fromarray(np.pad(np.full((20, 6), 255, np.uint8), ((4, 4), (11, 11))), mode="L"))
+    batches, images = metric(server, "InferenceBatches"), metric(server, "InferenceImages")
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        codes = list(pool.map(lambda _: predict(server, image, timeout=60).status_code, range(96)))
+    assert codes == [200] * 96
+    # The frontend reads the workers' metrics from their logs, a moment after the answers.
+    new_images = wait_for(lambda: metric(server, "InferenceImages") - images, 96)
+    new_batches = metric(server, "InferenceBatches") - batches
+    # More images than forward passes: at least one batch held more than one request.
+    assert new_batches < new_images
+
+
+def test_requests_without_a_valid_key_are_rejected(server):
+    data = encode(Image.new("L", (28, 28)))
+    url = f"{server.inference}/predictions/{server.model}"
+    for headers in ({}, {"Authorization": "Bearer wrong-key"}, {"Authorization": server.key("inference")}):
+        response = requests.post(url, data=data, headers={**headers, "Content-Type": "image/png"}, timeout=10)
+        assert response.status_code == 400
+        assert response.json()["type"] == "InvalidKeyException"
+    management = requests.get(f"{server.management}/models", headers={"Authorization": "Bearer nope"}, timeout=10)
+    assert management.status_code == 400
+    inference_key_for_management = {"Authorization": f"Bearer {server.key('inference')}"}
+    assert (
+        requests.get(f"{server.management}/models", headers=inference_key_for_management, timeout=10).status_code == 400
+    )
+
+
+def test_a_renewed_key_replaces_the_old_one(server):
+    image = encode(Image.fromarray(np.pad(np.full((20, 6), 255, np.uint8), ((4, 4), (11, 11))), mode="L"))
+    old = server.key("inference")
+    new = server.renew_key("inference")
+    assert new != old
+    assert predict(server, image, key=old, timeout=10).status_code == 400
+    assert predict(server, image, key=new, timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body,content_type,words",
+    [
+        (b"", "image/png", "empty"),
+        (b"this is not a picture", "image/png", "not an image"),
+        (encode(Image.new("1", (8000, 8000), 0), "PNG"), "image/png", "too many pixels"),  # 64 MP in 4 kB
+        (encode(Image.new("RGB", (300, 200), "white"), "JPEG"), "image/jpeg", "no digit found"),
+        (b'{"picture": 1}', "application/json", "no base64 image"),
+        (b"\x89PNG\r\n\x1a\n", None, "Content-Type"),  # curl --data-binary without -H: form-encoded
+    ],
+    ids=["empty", "not-an-image", "pixel-bomb", "blank", "json-without-data", "no-content-type"],
+)
+def test_bad_input_is_a_400_and_the_worker_serves_on(server, body, content_type, words):
+    if content_type is None:
+        # What curl --data-binary sends when no Content-Type is given.
+        response = requests.post(
+            f"{server.inference}/predictions/{server.model}",
+            data=body,
+            headers={
+                "Authorization": f"Bearer {server.key('inference')}",
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+            timeout=30,
+        )
+    else:
+        response = predict(server, body, content_type, timeout=30)
+    assert response.status_code == 400
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert words in response.json()["error"]
+    good = encode(Image.fromarray(np.pad(np.full((20, 6), 255, np.uint8), ((4, 4), (11, 11))), mode="L"))
+    assert predict(server, good, timeout=30).status_code == 200
+
+
+def test_bad_requests_among_concurrent_good_ones_fail_alone(server):
+    good = encode(Image.fromarray(np.pad(np.full((20, 6), 255, np.uint8), ((4, 4), (11, 11))), mode="L"))
+    bodies = [good if i % 3 else b"junk" for i in range(48)]
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        codes = list(pool.map(lambda body: predict(server, body, timeout=60).status_code, bodies))
+    assert codes == [200 if i % 3 else 400 for i in range(48)]
+
+
+def test_scale_workers_to_two_and_back_with_the_cli(server):
+    for workers in (2, 1):
+        result = subprocess.run(
+            [sys.executable, "-m", "scripts.serving", "--run-dir", server.state["run_dir"], "scale", str(workers)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr
+        assert f"{workers} worker(s)" in result.stdout
+        described = server.describe()["workers"]
+        assert len(described) == workers
+        assert all(worker["status"] == "READY" for worker in described)
+
+
+def test_metrics_endpoint_serves_prometheus_text(server):
+    response = requests.get(f"{server.metrics}/metrics", timeout=10)
+    assert response.status_code == 200
+    assert "# TYPE ts_inference_requests_total counter" in response.text
+    assert metric(server, "ts_inference_requests_total") > 0
+    assert "# TYPE InferenceImages counter" in response.text
+
+
+def test_starting_again_while_running_changes_nothing(server):
+    result = subprocess.run(
+        [sys.executable, "-m", "scripts.serving", "--run-dir", server.state["run_dir"], "start"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0
+    assert "already running" in result.stdout
+    assert Server.load(server.state["run_dir"]).pid == server.pid
+    status = subprocess.run(
+        [sys.executable, "-m", "scripts.serving", "--run-dir", server.state["run_dir"], "status"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert status.returncode == 0
+    assert "READY" in status.stdout and f"{server.inference}/predictions/{server.model}" in status.stdout
