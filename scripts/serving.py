@@ -220,9 +220,9 @@ class Server:
         )
 
     def curl_line(self, image: str = "samples/<digit>.png") -> str:
-        """A ready-to-paste curl command for one prediction."""
+        """A ready-to-paste curl command for one prediction, with the current inference key."""
         return (
-            f'curl -H "Authorization: Bearer $(jq -r .inference.key {self.key_file})" '
+            f'curl -H "Authorization: Bearer {self.key("inference")}" '
             f"-H 'Content-Type: image/png' --data-binary @{image} {self.inference}/predictions/{self.model}"
         )
 
@@ -391,7 +391,8 @@ def _print_endpoints(server: Server) -> None:
     print(f"  metrics     {server.metrics}/metrics")
     print(f"  keys        {server.key_file} (`make token`; `make renew-key` after {_expiry(server)})")
     print("Try:")
-    print(f"  {server.curl_line()}")
+    samples = sorted(Path("samples").glob("*.png"))
+    print(f"  {server.curl_line(str(samples[0]) if samples else 'digit.png')}")
 
 
 def _expiry(server: Server) -> str:
