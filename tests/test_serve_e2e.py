@@ -245,3 +245,15 @@ def test_starting_again_while_running_changes_nothing(server):
     )
     assert status.returncode == 0
     assert "READY" in status.stdout and f"{server.inference}/predictions/{server.model}" in status.stdout
+
+
+def test_models_cannot_be_registered_over_the_api(server):
+    headers = {"Authorization": f"Bearer {server.key('management')}"}
+    for url in ("https://example.com/evil.mar", "file:///tmp/evil.mar", "mnist.mar"):
+        response = requests.post(f"{server.management}/models", params={"url": url}, headers=headers, timeout=10)
+        assert response.status_code == 405, response.text
+    assert requests.delete(f"{server.management}/models/{server.model}", headers=headers, timeout=10).status_code == 405
+    assert [
+        m["modelName"]
+        for m in requests.get(f"{server.management}/models", headers=headers, timeout=10).json()["models"]
+    ] == [server.model]

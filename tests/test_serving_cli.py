@@ -1,0 +1,77 @@
+"""scripts.serving without a server: one-line errors, the config reader, the archive layout."""
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from scripts.serving import ROOT, build_archive, read_properties, render_config
+from tests.serving import untrained_checkpoint
+
+
+def serving(*args, cwd=ROOT):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # run from any directory, as make does from the root
+    command = [sys.executable, "-m", "scripts.serving", *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("command", [["predict", "README.md"], ["scale", "2"], ["token"], ["renew-key"]])
+def test_commands_need_a_running_server(tmp_path, command):
+    result = serving("--run-dir", str(tmp_path), *command)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: TorchServe is not running") and "Traceback" not in result.stderr
+
+
+def test_status_stop_and_running_without_a_server(tmp_path):
+    assert "not running" in serving("--run-dir", str(tmp_path), "status").stdout
+    assert "not running" in serving("--run-dir", str(tmp_path), "stop").stdout
+    assert serving("--run-dir", str(tmp_path), "running").returncode == 1
+
+
+def test_archive_without_weights_says_to_train(tmp_path):
+    result = serving("archive", "--checkpoint", str(tmp_path / "missing.pth"), "--model-store", str(tmp_path))
+    assert result.returncode == 1 and "make train" in result.stderr
+
+
+def test_start_without_an_archive_says_to_build_it(tmp_path):
+    config = render_config(ROOT / "config.properties", tmp_path / "c.properties", {"model_store": str(tmp_path)})
+    result = serving("--run-dir", str(tmp_path), "start", "--config", str(config), cwd=tmp_path)
+    assert result.returncode == 1 and "make archive" in result.stderr
+
+
+def test_archive_carries_the_model_and_handler_packages(tmp_path):
+    mar = build_archive(untrained_checkpoint(tmp_path / "w.pth"), tmp_path / "store")
+    names = set(zipfile.ZipFile(mar).namelist())
+    assert {
+        "cnn.py",
+        "mnist_handler.py",
+        "w.pth",
+        "model/cnn.py",
+        "handler/preprocess.py",
+        "handler/decode.py",
+    } <= names
+    assert not any("__pycache__" in name for name in names)
+    manifest = json.loads(zipfile.ZipFile(mar).read("MAR-INF/MANIFEST.json"))
+    assert manifest["model"]["handler"] == "mnist_handler.py" and manifest["model"]["modelFile"] == "cnn.py"
+
+
+def test_project_config_is_safe_by_default():
+    config = read_properties(ROOT / "config.properties")
+    for api in ("inference", "management", "metrics"):
+        assert config[f"{api}_address"].startswith("http://127.0.0.1:")
+    assert config["disable_token_authorization"] == "false"
+    assert config["enable_model_api"] == "false"
+    assert config["metrics_mode"] == "prometheus"
+    assert json.loads(config["models"])["mnist"]["1.0"]["batchSize"] >= 1
+
+
+def test_render_config_overrides_and_adds_keys(tmp_path):
+    out = render_config(
+        ROOT / "config.properties", tmp_path / "c", {"inference_address": "http://127.0.0.1:1", "x": "y"}
+    )
+    config = read_properties(out)
+    assert config["inference_address"] == "http://127.0.0.1:1" and config["x"] == "y"
+    assert config["models"] == read_properties(ROOT / "config.properties")["models"]
