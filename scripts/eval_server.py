@@ -53,7 +53,11 @@ def send_all(client: Client, bodies, concurrency: int, desc: str) -> tuple[list,
     """[(status, answer)] in order for (bytes, content type) pairs, and the requests per second."""
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        results = list(tqdm(pool.map(lambda b: client.predict(*b), bodies), total=len(bodies), desc=desc, leave=False))
+        results = list(
+            tqdm(
+                pool.map(lambda b: client.predict(*b), bodies), total=len(bodies), desc=desc, leave=False, disable=None
+            )
+        )
     return results, len(results) / (time.perf_counter() - start)
 
 

@@ -362,7 +362,8 @@ def _port_in_use(address: str) -> bool:
 def _raise_for_status(response: requests.Response) -> None:
     if response.status_code >= 400:
         try:
-            message = response.json().get("message", response.text)
+            body = response.json()
+            message = body.get("message") or body.get("error") or response.text
         except ValueError:
             message = response.text
         if "InvalidKeyException" in response.text:
