@@ -55,7 +55,7 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
-def start_test_server(checkpoint: Path, workdir: Path, workers: int = 1) -> Server:
+def start_test_server(checkpoint: Path, workdir: Path, workers: int = 1, timeout: float = 180.0) -> Server:
     """The project's config.properties on free loopback ports with a private model store and logs."""
     build_archive(checkpoint, workdir / "store")
     inference, management, metrics = free_ports(3)
@@ -76,7 +76,7 @@ def start_test_server(checkpoint: Path, workdir: Path, workers: int = 1) -> Serv
         assert f'"{key}": ' in text, f"config.properties has no {key} in its models block"
         text = re.sub(rf'"{key}": \d+', f'"{key}": {workers}', text)
     config.write_text(text)
-    return start(config, workdir / "logs", cwd=workdir)
+    return start(config, workdir / "logs", cwd=workdir, timeout=timeout)
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:

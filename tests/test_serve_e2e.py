@@ -12,9 +12,10 @@ import numpy as np
 import psutil
 import pytest
 import requests
+import torch
 from PIL import Image
 
-from scripts.serving import ROOT, Server
+from scripts.serving import ROOT, ServeError, Server
 from tests.serving import (
     encode,
     load_model,
@@ -257,3 +258,24 @@ def test_models_cannot_be_registered_over_the_api(server):
         m["modelName"]
         for m in requests.get(f"{server.management}/models", headers=headers, timeout=10).json()["models"]
     ] == [server.model]
+
+
+def test_workers_that_never_get_ready_stop_the_start_with_the_log(tmp_path):
+    broken = tmp_path / "broken.pth"
+    torch.save({"not": torch.zeros(1)}, broken)  # the workers fail to load it, over and over
+    before = torchserve_processes()
+    with pytest.raises(ServeError) as error:
+        start_test_server(broken, tmp_path, timeout=20)
+    assert "not READY after 20 s" in str(error.value)
+    assert "last lines of" in str(error.value) and "load_state_dict" in str(error.value)
+    assert not torchserve_processes() - before, "processes left behind"
+
+
+def torchserve_processes() -> set[int]:
+    """Pids of TorchServe frontends and workers on this machine."""
+    pids = set()
+    for process in psutil.process_iter(["cmdline"]):
+        command = " ".join(process.info["cmdline"] or [])
+        if "org.pytorch.serve.ModelServer" in command or "model_service_worker" in command:
+            pids.add(process.pid)
+    return pids
