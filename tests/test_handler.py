@@ -244,3 +244,18 @@ def test_torch_threads_are_the_cores_shared_among_workers(archive, monkeypatch, 
         assert torch.get_num_threads() == (before if omp else max(1, cores // int(workers)))
     finally:
         torch.set_num_threads(before)
+
+
+def test_an_unexpected_failure_costs_only_its_own_request(handler, archive, monkeypatch):
+    import handler.mnist_handler as module
+
+    real = module.to_model_input
+
+    def fails_on_wide_pictures(image):
+        if image.width > 28:
+            raise RuntimeError("a bug in preprocessing")
+        return real(image)
+
+    monkeypatch.setattr(module, "to_model_input", fails_on_wide_pictures)
+    statuses = [s for s, _ in run(handler, archive, [raw(encode(stroke_digit())), raw(encode(stroke_digit(56)))])]
+    assert statuses == [200, 500]
