@@ -1,0 +1,274 @@
+"""Render MNIST digits as pictures users send: phone photos, canvas drawings, scans.
+
+Each style starts from a smooth upsampling of the 28x28 digit, thresholded at
+a random level (stroke thickness varies), and builds the picture around it the
+way the real thing is made: ink on lit paper photographed and JPEG-compressed,
+black strokes on a transparent browser canvas, a grey 16-bit or palette scan...
+
+    from scripts.user_style import render_bytes
+    data, ext = render_bytes(digit, "photo", seed=3)  # encoded file bytes, "jpg"
+
+CLI: ``python -m scripts.user_style --out renders --per-style 100`` writes
+``<out>/<style>/<n>_<digit>.<ext>`` and ``<out>/labels.csv`` from MNIST test digits.
+"""
+
+import argparse
+import csv
+import io
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+Render = Callable[[np.ndarray, np.random.Generator], Image.Image]
+
+
+# ---- building blocks ----------------------------------------------------------------
+
+
+def stroke_alpha(digit: np.ndarray, side: int, threshold: float, rng: np.random.Generator) -> np.ndarray:
+    """Ink coverage in [0, 1] of ``digit`` drawn at side x side pixels.
+
+    Bicubic upsampling gives smooth outlines; thresholding it at ``threshold``
+    (0.2 thick ... 0.7 thin) sets the stroke width; a soft edge of about a pixel
+    keeps it anti-aliased like a real pen or canvas line.
+    """
+    up = Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC)
+    up = up.filter(ImageFilter.GaussianBlur(side / 140))  # rounds the 28-px staircase
+    v = np.asarray(up, dtype=np.float32) / 255.0
+    edge = 0.06 + 0.04 * rng.random()
+    return np.clip((v - threshold) / edge + 0.5, 0.0, 1.0)
+
+
+def warp(alpha: np.ndarray, angle: float, jitter: float, rng: np.random.Generator) -> np.ndarray:
+    """Rotate by ``angle`` degrees and move each corner by up to ``jitter`` of the side (perspective)."""
+    image = Image.fromarray((alpha * 255).astype(np.uint8)).rotate(angle, Image.Resampling.BICUBIC, expand=True)
+    w, h = image.size
+    corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float64)
+    moved = corners + rng.uniform(-jitter, jitter, size=(4, 2)) * (w, h)
+    image = image.transform((w, h), Image.Transform.PERSPECTIVE, _perspective(corners, moved), Image.Resampling.BICUBIC)
+    return np.asarray(image, dtype=np.float32) / 255.0
+
+
+def _perspective(dst: np.ndarray, src: np.ndarray) -> list[float]:
+    """Coefficients mapping output points ``dst`` to input points ``src`` (Pillow's PERSPECTIVE)."""
+    rows, rhs = [], []
+    for (x, y), (u, v) in zip(dst, src, strict=True):
+        rows.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
+        rows.append([0, 0, 0, x, y, 1, -v * x, -v * y])
+        rhs += [u, v]
+    return np.linalg.solve(np.array(rows), np.array(rhs)).tolist()
+
+
+def place(alpha: np.ndarray, height: int, width: int, rng: np.random.Generator, margin: float = 0.03) -> np.ndarray:
+    """Paste ``alpha`` at a random spot of a height x width field, keeping a small margin."""
+    field = np.zeros((height, width), dtype=np.float32)
+    ah, aw = alpha.shape
+    if ah > height or aw > width:  # never happens with the sizes below; keeps the contract simple
+        alpha = alpha[:height, :width]
+        ah, aw = alpha.shape
+    m_y, m_x = int(margin * height), int(margin * width)
+    top = rng.integers(min(m_y, height - ah), max(height - ah - m_y, min(m_y, height - ah)) + 1)
+    left = rng.integers(min(m_x, width - aw), max(width - aw - m_x, min(m_x, width - aw)) + 1)
+    field[top : top + ah, left : left + aw] = alpha
+    return field
+
+
+def lighting(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """Illumination in (0, 1]: a linear gradient, a vignette and sometimes a soft shadow."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    y, x = y / height - 0.5, x / width - 0.5
+    theta = rng.uniform(0, 2 * np.pi)
+    light = 1.0 - rng.uniform(0.05, 0.3) * (0.5 + x * np.cos(theta) + y * np.sin(theta))
+    light *= 1.0 - rng.uniform(0.05, 0.25) * (x**2 + y**2) * 2
+    if rng.random() < 0.6:  # the phone's or the hand's shadow: a half-plane with a soft edge
+        phi = rng.uniform(0, 2 * np.pi)
+        d = x * np.cos(phi) + y * np.sin(phi) - rng.uniform(-0.4, 0.4)
+        softness = rng.uniform(0.03, 0.12)
+        light *= 1.0 - rng.uniform(0.15, 0.4) / (1.0 + np.exp(-d / softness))
+    return light
+
+
+def encode(image: Image.Image, fmt: str, **params) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **params)
+    return buffer.getvalue()
+
+
+# ---- styles -------------------------------------------------------------------------
+
+
+def photo(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """A phone photo of ink on off-white paper: 400-1200 px RGB, uneven light, grain, blur, tilt."""
+    long_side = int(rng.integers(400, 1201))
+    width, height = (long_side, long_side * 3 // 4) if rng.random() < 0.5 else (long_side * 3 // 4, long_side)
+    side = int(min(width, height) * rng.uniform(0.35, 0.75))  # the 28x28 field; the digit is ~20/28 of it
+    alpha = stroke_alpha(digit, side, rng.uniform(0.3, 0.7), rng)
+    alpha = warp(alpha, rng.uniform(-12, 12), 0.04, rng)
+    coverage = place(alpha, height, width, rng)[..., None] * rng.uniform(0.8, 0.97)
+    paper = rng.uniform(0.82, 0.95) - np.array([0.0, 0.01, 0.04]) * rng.random()
+    ink = np.array([0.1, 0.1, 0.3]) * rng.random() + rng.uniform(0.02, 0.12)
+    light = lighting(height, width, rng)[..., None] * rng.uniform(0.8, 1.05)
+    rgb = light * (paper * (1 - coverage) + ink * coverage)
+    image = Image.fromarray(np.clip(rgb * 255, 0, 255).astype(np.uint8))
+    image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.4) * long_side / 800))
+    grain = rng.normal(0, rng.uniform(2, 7), size=(height, width, 1)) + rng.normal(0, 1.5, size=(height, width, 3))
+    noisy = np.asarray(image, dtype=np.float32) + grain
+    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
+
+
+def canvas(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """A browser-canvas drawing: black anti-aliased strokes on a transparent 280x280 RGBA."""
+    side = int(280 * rng.uniform(0.7, 1.1))
+    alpha = stroke_alpha(digit, side, rng.uniform(0.2, 0.5), rng)
+    if rng.random() < 0.4:  # a fat brush
+        alpha = np.asarray(Image.fromarray(alpha).filter(ImageFilter.MaxFilter(int(rng.choice([3, 5, 7])))))
+    alpha = warp(alpha, rng.uniform(-8, 8), 0.02, rng)
+    alpha = _fit(alpha, 280)
+    field = place(alpha, 280, 280, rng, margin=0.0)
+    rgba = np.zeros((280, 280, 4), dtype=np.uint8)
+    rgba[..., 3] = np.round(field * 255).astype(np.uint8)
+    return Image.fromarray(rgba)  # RGBA
+
+
+def scan(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """A flatbed scan: dark grey on light grey, mild noise; 16-bit greyscale or a 16-colour palette."""
+    size = int(rng.integers(150, 501))
+    side = int(size * rng.uniform(0.6, 1.0))
+    alpha = stroke_alpha(digit, side, rng.uniform(0.3, 0.65), rng)
+    alpha = _fit(warp(alpha, rng.uniform(-5, 5), 0.0, rng), size)
+    coverage = place(alpha, size, size, rng)
+    paper, ink = rng.uniform(0.72, 0.92), rng.uniform(0.08, 0.4)
+    grey = paper * (1 - coverage) + ink * coverage + rng.normal(0, rng.uniform(0.005, 0.02), size=coverage.shape)
+    grey = np.clip(grey, 0, 1)
+    if rng.random() < 0.5:
+        return Image.fromarray(np.round(grey * 65535).astype(np.uint16))  # mode I;16
+    image = Image.fromarray(np.round(grey * 255).astype(np.uint8)).convert("RGB")
+    return image.quantize(colors=16)  # mode P
+
+
+def inverted_small(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """A small dark-on-white picture (20-64 px, not square), digit anywhere, 8-bit grey or RGB."""
+    height, width = (int(v) for v in rng.integers(20, 65, size=2))
+    side = int(min(height, width) * rng.uniform(0.9, 1.3))
+    alpha = _fit(stroke_alpha(digit, max(side, 14), rng.uniform(0.3, 0.6), rng), min(height, width))
+    coverage = place(alpha, height, width, rng, margin=0.0)
+    grey = rng.uniform(0.85, 1.0) * (1 - coverage) + rng.uniform(0.0, 0.2) * coverage
+    image = Image.fromarray(np.round(grey * 255).astype(np.uint8))
+    return image.convert("RGB") if rng.random() < 0.5 else image
+
+
+def offcentre(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """MNIST's polarity (light on black) but a bigger canvas, digit off-centre and of any size."""
+    size = int(rng.integers(48, 241))
+    side = int(size * rng.uniform(0.4, 1.0))
+    alpha = stroke_alpha(digit, side, rng.uniform(0.25, 0.6), rng)
+    field = place(alpha, size, size, rng, margin=0.0)
+    level = rng.uniform(0.7, 1.0)
+    return Image.fromarray(np.round(field * level * 255).astype(np.uint8))
+
+
+def _fit(alpha: np.ndarray, side: int) -> np.ndarray:
+    """Shrink ``alpha`` (keeping its aspect) when it is larger than side x side."""
+    h, w = alpha.shape
+    if max(h, w) <= side:
+        return alpha
+    scale = side / max(h, w)
+    image = Image.fromarray(alpha).resize((max(1, int(w * scale)), max(1, int(h * scale))), Image.Resampling.BOX)
+    return np.asarray(image)
+
+
+STYLES: dict[str, tuple[Render, str, dict]] = {
+    # name: (renderer, file format, save options)
+    "photo": (photo, "JPEG", {}),
+    "canvas": (canvas, "PNG", {}),
+    "scan": (scan, "PNG", {}),
+    "inverted-small": (inverted_small, "PNG", {}),
+    "offcentre": (offcentre, "PNG", {}),
+}
+EXTENSIONS = {"JPEG": "jpg", "PNG": "png"}
+
+
+def render(digit: np.ndarray, style: str, seed: int) -> Image.Image:
+    """``digit`` (uint8 28x28, MNIST polarity) as a ``style`` picture; the same seed, the same picture."""
+    if style not in STYLES:
+        raise ValueError(f"unknown style {style!r}: choose from {', '.join(STYLES)}")
+    return STYLES[style][0](np.asarray(digit, dtype=np.uint8), np.random.default_rng(seed))
+
+
+def render_bytes(digit: np.ndarray, style: str, seed: int) -> tuple[bytes, str]:
+    """The encoded file a user would send, and its extension ("jpg"/"png")."""
+    image = render(digit, style, seed)
+    _, fmt, params = STYLES[style]
+    if fmt == "JPEG":
+        params = {"quality": int(np.random.default_rng(seed).integers(60, 93))}
+    return encode(image, fmt, **params), EXTENSIONS[fmt]
+
+
+# ---- CLI ----------------------------------------------------------------------------
+
+
+def pick(n_total: int, n: int, seed: int) -> np.ndarray:
+    """``n`` distinct test-set indices, reproducible from ``seed``."""
+    return np.random.default_rng(seed).permutation(n_total)[:n]
+
+
+def write_renders(images, labels, out: Path, styles: list[str], per_style: int, seed: int) -> Path:
+    """Write ``per_style`` renders per style and ``labels.csv`` (file, style, label, mnist_index)."""
+    rows = []
+    for style in styles:
+        (out / style).mkdir(parents=True, exist_ok=True)
+        for n, index in enumerate(pick(len(labels), per_style, seed)):
+            data, ext = render_bytes(images[index], style, seed * 1_000_003 + int(index))
+            name = f"{style}/{n:05d}_{int(labels[index])}.{ext}"
+            (out / name).write_bytes(data)
+            rows.append((name, style, int(labels[index]), int(index)))
+    labels_csv = out / "labels.csv"
+    with open(labels_csv, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file", "style", "label", "mnist_index"])
+        writer.writerows(rows)
+    return labels_csv
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.user_style",
+        description="Render MNIST test digits as user-style pictures (photo, canvas, scan, ...) with labels.csv.",
+    )
+    parser.add_argument("--out", required=True, help="folder to write <style>/<n>_<digit>.<ext> and labels.csv into")
+    parser.add_argument("--per-style", type=int, default=100, help="renders per style (default: %(default)s)")
+    parser.add_argument(
+        "--styles", nargs="+", default=list(STYLES), choices=list(STYLES), help="styles to render (default: all)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="picks the digits and the randomness (default: 0)")
+    parser.add_argument("--data-dir", help="local MNIST IDX copy (default: $MNIST_DIR, else data/ or download)")
+    args = parser.parse_args(argv)
+    if args.per_style < 1:
+        print("error: --per-style must be at least 1", file=sys.stderr)
+        return 2
+    from train.data import DataError, load_mnist
+
+    try:
+        _, test = load_mnist(args.data_dir)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if args.per_style > len(test):
+        print(f"error: --per-style is at most {len(test)} (the MNIST test set)", file=sys.stderr)
+        return 2
+    try:
+        labels_csv = write_renders(
+            test.images.numpy(), test.labels.numpy(), Path(args.out), args.styles, args.per_style, args.seed
+        )
+    except OSError as err:
+        print(f"error: cannot write to {args.out}: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.per_style} renders for each of {len(args.styles)} styles; labels in {labels_csv}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
