@@ -63,7 +63,7 @@ SERVE := $(PY) -m scripts.serving
 CHECKPOINT ?= mnist_cnn.pth
 MAR := model_store/mnist.mar
 WORKERS ?= 1
-IMG ?= samples/mnist_7.png
+IMG ?= $(firstword $(wildcard samples/*.png))
 PORTS := $(if $(INFERENCE_PORT),--inference-port $(INFERENCE_PORT)) \
 	$(if $(MANAGEMENT_PORT),--management-port $(MANAGEMENT_PORT)) \
 	$(if $(METRICS_PORT),--metrics-port $(METRICS_PORT))

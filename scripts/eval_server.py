@@ -100,18 +100,24 @@ def eval_mnist(client: Client, test, checkpoint: Path | None, limit: int, concur
     return report
 
 
-def eval_user_style(client: Client, test, count: int, concurrency: int, seed: int) -> dict:
-    from scripts import user_style
+def eval_user_style(client: Client, test, per_style: int, concurrency: int, seed: int) -> dict:
+    """Renders of test digits in every user style (the same files as ``scripts.eval_styles``)."""
+    from scripts.user_style import STYLES, pick, render_bytes
 
-    renders = user_style.render_dataset(test.images.numpy(), test.labels.numpy(), count=count, seed=seed)
-    bodies = [(r.data, r.content_type) for r in renders]
-    labels = np.array([r.label for r in renders])
-    styles = np.array([r.style for r in renders])
+    images, labels = test.images.numpy(), test.labels.numpy()
+    bodies, targets, styles = [], [], []
+    for style in STYLES:
+        for index in pick(len(labels), per_style, seed):
+            data, ext = render_bytes(images[index], style, seed * 1_000_003 + int(index))
+            bodies.append((data, "image/jpeg" if ext == "jpg" else f"image/{ext}"))
+            targets.append(int(labels[index]))
+            styles.append(style)
+    targets, styles = np.array(targets), np.array(styles)
     results, rate = send_all(client, bodies, concurrency, "user-style pictures")
-    overall = summary(results, labels)
+    overall = summary(results, targets)
     by_style = {
-        style: round(float((overall["digits"][styles == style] == labels[styles == style]).mean()), 4)
-        for style in sorted(set(styles))
+        style: round(float((overall["digits"][styles == style] == targets[styles == style]).mean()), 4)
+        for style in STYLES
     }
     return {
         "requests_per_s": round(rate, 1),
@@ -127,7 +133,7 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", help="MNIST IDX files (default: $MNIST_DIR, else download)")
     parser.add_argument("--data-root", default=str(DEFAULT_ROOT), help="unpacked data set folder")
     parser.add_argument("--limit", type=int, default=10_000, help="MNIST test digits to send (default: all)")
-    parser.add_argument("--user-style", type=int, default=2_000, help="user-style pictures to send (0: none)")
+    parser.add_argument("--per-style", type=int, default=400, help="user-style pictures per style (0: none)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the user-style renders")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
     parser.add_argument("--out", type=Path, help="also write the JSON report here")
@@ -145,8 +151,8 @@ def main(argv=None) -> int:
     checkpoint = args.checkpoint if args.checkpoint.is_file() else None
     client = Client(server)
     report = {"mnist_png": eval_mnist(client, test, checkpoint, args.limit, args.concurrency)}
-    if args.user_style:
-        report["user_style"] = eval_user_style(client, test, args.user_style, args.concurrency, args.seed)
+    if args.per_style:
+        report["user_style"] = eval_user_style(client, test, args.per_style, args.concurrency, args.seed)
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:

@@ -465,6 +465,8 @@ def cmd_scale(args) -> None:
 
 
 def cmd_predict(args) -> None:
+    if not args.image:
+        raise ServeError("which image? make predict IMG=path/to/digit.png")
     image = Path(args.image)
     if not image.is_file():
         raise ServeError(f"no image at {image}: give IMG=path/to/picture")
@@ -524,7 +526,7 @@ def main(argv=None) -> int:
     sub.set_defaults(run=cmd_scale)
 
     sub = commands.add_parser("predict", help="send one image to the inference API")
-    sub.add_argument("image")
+    sub.add_argument("image", nargs="?", default="")
     sub.set_defaults(run=cmd_predict)
 
     sub = commands.add_parser("logs", help="the last lines of the server's logs")
