@@ -242,10 +242,11 @@ class Server:
         )
         _, alive = psutil.wait_procs(family, timeout=timeout)
         if alive:
-            try:
-                os.killpg(self.state["pgid"], signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            if self.state["pgid"] != os.getpgrp():  # the server's own session, never ours
+                try:
+                    os.killpg(self.state["pgid"], signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
             for process in alive:
                 try:
                     process.kill()
