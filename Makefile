@@ -66,7 +66,9 @@ WORKERS ?= 1
 IMG ?= $(firstword $(wildcard samples/*.png))
 PORTS := $(if $(INFERENCE_PORT),--inference-port $(INFERENCE_PORT)) \
 	$(if $(MANAGEMENT_PORT),--management-port $(MANAGEMENT_PORT)) \
-	$(if $(METRICS_PORT),--metrics-port $(METRICS_PORT))
+	$(if $(METRICS_PORT),--metrics-port $(METRICS_PORT)) \
+	$(if $(GRPC_INFERENCE_PORT),--grpc-inference-port $(GRPC_INFERENCE_PORT)) \
+	$(if $(GRPC_MANAGEMENT_PORT),--grpc-management-port $(GRPC_MANAGEMENT_PORT))
 
 archive: $(MAR) ## Package model/, the weights and handler/ as model_store/mnist.mar
 
@@ -75,7 +77,7 @@ $(MAR): $(STAMP) $(wildcard $(CHECKPOINT)) $(wildcard model/*.py handler/*.py ha
 	$(SERVE) archive --checkpoint $(CHECKPOINT) --model-store model_store
 
 serve: $(STAMP) ## Start TorchServe on 127.0.0.1 (8080-8082; INFERENCE_PORT=... to move) and wait for READY
-	@$(SERVE) running || $(MAKE) --no-print-directory archive
+	@$(SERVE) running || $(MAKE) --no-print-directory -s archive
 	@$(SERVE) start $(PORTS)
 
 predict: $(STAMP) ## Send an image to the server: make predict IMG=path/to/digit.png

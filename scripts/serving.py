@@ -145,7 +145,9 @@ class Server:
     def alive(self) -> bool:
         try:
             process = psutil.Process(self.pid)
-            return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+            # A recycled pid (after a reboot, say) is not our server.
+            is_torchserve = "org.pytorch.serve.ModelServer" in " ".join(process.cmdline())
+            return is_torchserve and process.status() != psutil.STATUS_ZOMBIE
         except psutil.Error:
             return False
 
@@ -284,7 +286,12 @@ def start(
         name: properties.get(f"{name}_address", f"http://127.0.0.1:{port}")
         for name, port in (("inference", 8080), ("management", 8081), ("metrics", 8082))
     }
-    for name, address in addresses.items():
+    grpc = {
+        f"gRPC {name}": f"http://{properties.get(f'grpc_{name}_address', '127.0.0.1')}:"
+        + properties.get(f"grpc_{name}_port", str(port))
+        for name, port in (("inference", 7070), ("management", 7071))
+    }
+    for name, address in {**addresses, **grpc}.items():
         if _port_in_use(address):
             raise ServeError(f"the {name} address {address} is already in use (another TorchServe?)")
 
@@ -416,13 +423,15 @@ def cmd_start(args) -> None:
         return
     config = args.config
     ports = {"inference": args.inference_port, "management": args.management_port, "metrics": args.metrics_port}
-    if any(ports.values()):
+    grpc_ports = {"grpc_inference_port": args.grpc_inference_port, "grpc_management_port": args.grpc_management_port}
+    if any(ports.values()) or any(grpc_ports.values()):
         properties = read_properties(config)
         overrides = {
             f"{name}_address": with_port(properties.get(f"{name}_address", "http://127.0.0.1"), port)
             for name, port in ports.items()
             if port
         }
+        overrides.update({key: str(port) for key, port in grpc_ports.items() if port})
         Path(args.run_dir).mkdir(parents=True, exist_ok=True)
         config = render_config(config, Path(args.run_dir) / "config.properties", overrides)
     print("starting TorchServe, waiting for the model's workers to be READY ...", flush=True)
@@ -510,6 +519,8 @@ def main(argv=None) -> int:
     sub.add_argument("--inference-port", type=int, help="override the config's inference port")
     sub.add_argument("--management-port", type=int, help="override the config's management port")
     sub.add_argument("--metrics-port", type=int, help="override the config's metrics port")
+    sub.add_argument("--grpc-inference-port", type=int, help="override the config's gRPC inference port")
+    sub.add_argument("--grpc-management-port", type=int, help="override the config's gRPC management port")
     sub.add_argument("--timeout", type=float, default=READY_TIMEOUT, help="seconds to wait for READY workers")
     sub.set_defaults(run=cmd_start)
 

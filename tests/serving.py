@@ -58,7 +58,7 @@ def free_ports(count: int) -> list[int]:
 def start_test_server(checkpoint: Path, workdir: Path, workers: int = 1, timeout: float = 180.0) -> Server:
     """The project's config.properties on free loopback ports with a private model store and logs."""
     build_archive(checkpoint, workdir / "store")
-    inference, management, metrics = free_ports(3)
+    inference, management, metrics, grpc_inference, grpc_management = free_ports(5)
     config = render_config(
         ROOT / "config.properties",
         workdir / "config.properties",
@@ -66,6 +66,8 @@ def start_test_server(checkpoint: Path, workdir: Path, workers: int = 1, timeout
             "inference_address": f"http://127.0.0.1:{inference}",
             "management_address": f"http://127.0.0.1:{management}",
             "metrics_address": f"http://127.0.0.1:{metrics}",
+            "grpc_inference_port": str(grpc_inference),
+            "grpc_management_port": str(grpc_management),
             "model_store": str(workdir / "store"),
             "metrics_config": str(ROOT / "handler" / "metrics.yaml"),
             "default_workers_per_model": str(workers),
