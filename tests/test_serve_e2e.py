@@ -15,7 +15,7 @@ import requests
 import torch
 from PIL import Image
 
-from scripts.serving import ROOT, ServeError, Server
+from scripts.serving import ROOT, ServeError, Server, read_properties
 from tests.serving import (
     encode,
     load_model,
@@ -279,3 +279,10 @@ def torchserve_processes() -> set[int]:
         if "org.pytorch.serve.ModelServer" in command or "model_service_worker" in command:
             pids.add(process.pid)
     return pids
+
+
+def test_a_body_over_the_request_size_limit_is_refused(server):
+    limit = int(read_properties(ROOT / "config.properties")["max_request_size"])
+    assert predict(server, b"\0" * (limit + 1), timeout=30).status_code == 413  # Request Entity Too Large
+    good = encode(Image.fromarray(np.pad(np.full((20, 6), 255, np.uint8), ((4, 4), (11, 11))), mode="L"))
+    assert predict(server, good, timeout=30).status_code == 200
