@@ -28,6 +28,9 @@ from tests.serving import (
 
 pytestmark = pytest.mark.timeout(900)
 
+# A valid picture for any model, trained or not: a white bar on black, 28x28, as MNIST draws a "1".
+GOOD_PNG = encode(Image.fromarray(np.pad(np.full((20, 6), 255, np.uint8), ((4, 4), (11, 11))), mode="L"))
+
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
@@ -125,10 +128,9 @@ def test_user_style_picture_is_read(server, trained, mnist):
 
 
 def test_concurrent_requests_are_batched(server):
-    image = encode(Image.fromarray(np.pad(np.full((20, 6), 255, np.uint8), ((4, 4), (11, 11))), mode="L"))
     batches, images = metric(server, "InferenceBatches"), metric(server, "InferenceImages")
     with ThreadPoolExecutor(max_workers=16) as pool:
-        codes = list(pool.map(lambda _: predict(server, image, timeout=60).status_code, range(96)))
+        codes = list(pool.map(lambda _: predict(server, GOOD_PNG, timeout=60).status_code, range(96)))
     assert codes == [200] * 96
     # The frontend reads the workers' metrics from their logs, a moment after the answers.
     new_images = wait_for(lambda: metric(server, "InferenceImages") - images, 96)
@@ -153,12 +155,11 @@ def test_requests_without_a_valid_key_are_rejected(server):
 
 
 def test_a_renewed_key_replaces_the_old_one(server):
-    image = encode(Image.fromarray(np.pad(np.full((20, 6), 255, np.uint8), ((4, 4), (11, 11))), mode="L"))
     old = server.key("inference")
     new = server.renew_key("inference")
     assert new != old
-    assert predict(server, image, key=old, timeout=10).status_code == 400
-    assert predict(server, image, key=new, timeout=10).status_code == 200
+    assert predict(server, GOOD_PNG, key=old, timeout=10).status_code == 400
+    assert predict(server, GOOD_PNG, key=new, timeout=10).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -190,13 +191,11 @@ def test_bad_input_is_a_400_and_the_worker_serves_on(server, body, content_type,
     assert response.status_code == 400
     assert response.headers["Content-Type"].startswith("application/json")
     assert words in response.json()["error"]
-    good = encode(Image.fromarray(np.pad(np.full((20, 6), 255, np.uint8), ((4, 4), (11, 11))), mode="L"))
-    assert predict(server, good, timeout=30).status_code == 200
+    assert predict(server, GOOD_PNG, timeout=30).status_code == 200
 
 
 def test_bad_requests_among_concurrent_good_ones_fail_alone(server):
-    good = encode(Image.fromarray(np.pad(np.full((20, 6), 255, np.uint8), ((4, 4), (11, 11))), mode="L"))
-    bodies = [good if i % 3 else b"junk" for i in range(48)]
+    bodies = [GOOD_PNG if i % 3 else b"junk" for i in range(48)]
     with ThreadPoolExecutor(max_workers=12) as pool:
         codes = list(pool.map(lambda body: predict(server, body, timeout=60).status_code, bodies))
     assert codes == [200 if i % 3 else 400 for i in range(48)]
@@ -219,11 +218,13 @@ def test_scale_workers_to_two_and_back_with_the_cli(server):
 
 
 def test_metrics_endpoint_serves_prometheus_text(server):
+    assert predict(server, GOOD_PNG, timeout=30).status_code == 200
+    assert wait_for(lambda: metric(server, "InferenceImages") > 0, True)
     response = requests.get(f"{server.metrics}/metrics", timeout=10)
     assert response.status_code == 200
     assert "# TYPE ts_inference_requests_total counter" in response.text
+    assert "# TYPE InferenceImages counter" in response.text and "# TYPE InferenceBatches counter" in response.text
     assert metric(server, "ts_inference_requests_total") > 0
-    assert "# TYPE InferenceImages counter" in response.text
 
 
 def test_starting_again_while_running_changes_nothing(server):
@@ -284,5 +285,4 @@ def torchserve_processes() -> set[int]:
 def test_a_body_over_the_request_size_limit_is_refused(server):
     limit = int(read_properties(ROOT / "config.properties")["max_request_size"])
     assert predict(server, b"\0" * (limit + 1), timeout=30).status_code == 413  # Request Entity Too Large
-    good = encode(Image.fromarray(np.pad(np.full((20, 6), 255, np.uint8), ((4, 4), (11, 11))), mode="L"))
-    assert predict(server, good, timeout=30).status_code == 200
+    assert predict(server, GOOD_PNG, timeout=30).status_code == 200
