@@ -56,6 +56,12 @@ clean: ## Remove generated outputs (keeps .venv and data/)
 	rm -rf build model_store logs reports mnist_cnn.pth .pytest_cache .ruff_cache
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
+# ---- samples -------------------------------------------------------------
+.PHONY: samples
+
+samples: $(STAMP) ## Regenerate the example pictures in samples/ from MNIST (MNIST_DIR or data/)
+	$(PY) -m scripts.make_samples --out samples
+
 # ---- serving -------------------------------------------------------------
 .PHONY: archive serve predict scale status stop logs token renew-key eval-server
 

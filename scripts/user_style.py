@@ -8,6 +8,10 @@ black strokes on a transparent browser canvas, a grey 16-bit or palette scan...
     from scripts.user_style import render_bytes
     data, ext = render_bytes(digit, "photo", seed=3)  # encoded file bytes, "jpg"
 
+Styles: ``photo``, ``canvas``, ``scan``, ``paper`` (a clean dark-on-white drawing),
+``inverted-small`` (a tiny dark-on-white picture), ``offcentre`` (MNIST's polarity,
+bigger, digit anywhere).
+
 CLI: ``python -m scripts.user_style --out renders --per-style 100`` writes
 ``<out>/<style>/<n>_<digit>.<ext>`` and ``<out>/labels.csv`` from MNIST test digits.
 """
@@ -149,6 +153,17 @@ def scan(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     return image.quantize(colors=16)  # mode P
 
 
+def paper(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """A clean drawing exported from a paint program: dark on white, 300-900 px RGB, digit anywhere."""
+    width, height = (int(v) for v in rng.integers(300, 901, size=2))
+    side = int(min(width, height) * rng.uniform(0.3, 0.9))
+    alpha = stroke_alpha(digit, side, rng.uniform(0.3, 0.6), rng)
+    coverage = place(alpha, height, width, rng)[..., None]
+    ink = rng.uniform(0, 0.3, size=3)
+    rgb = 1.0 - coverage * (1.0 - ink)
+    return Image.fromarray(np.round(rgb * 255).astype(np.uint8))
+
+
 def inverted_small(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     """A small dark-on-white picture (20-64 px, not square), digit anywhere, 8-bit grey or RGB."""
     height, width = (int(v) for v in rng.integers(20, 65, size=2))
@@ -185,6 +200,7 @@ STYLES: dict[str, tuple[Render, str, dict]] = {
     "photo": (photo, "JPEG", {}),
     "canvas": (canvas, "PNG", {}),
     "scan": (scan, "PNG", {}),
+    "paper": (paper, "PNG", {}),
     "inverted-small": (inverted_small, "PNG", {}),
     "offcentre": (offcentre, "PNG", {}),
 }
