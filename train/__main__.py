@@ -90,9 +90,17 @@ def make_optimizer(model, args, steps_per_epoch: int):
 def train(args, train_split, test_split, log=print) -> dict:
     """Train, save the checkpoint, write the reports; return metrics.json's content."""
     device = pick_device(args.device)
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    # Reproducible on CPU; on CUDA some kernels have no deterministic version.
+    torch.use_deterministic_algorithms(device.type == "cpu")
+    try:
+        return _train(args, train_split, test_split, device, log)
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def _train(args, train_split, test_split, device: torch.device, log) -> dict:
     seed_everything(args.seed)
-    if device.type == "cpu":
-        torch.use_deterministic_algorithms(True)
     amp_dtype = autocast_dtype(device) if args.precision == "auto" else None
     images, labels = train_split.images.to(device), train_split.labels.to(device)
     test_images, test_labels = test_split.images.to(device), test_split.labels.to(device)
@@ -130,6 +138,7 @@ def train(args, train_split, test_split, log=print) -> dict:
     wall = time.perf_counter() - start
 
     model = model.to(memory_format=torch.contiguous_format).eval()
+    Path(args.checkpoint).parent.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.contiguous() for k, v in model.state_dict().items()}, args.checkpoint)
     extra = {
         "history": history,

@@ -1,0 +1,52 @@
+import torch
+
+from train.augment import random_affine
+
+
+def digit_batch(n: int = 8) -> torch.Tensor:
+    """A batch of bright crosses on black, in [0, 1]."""
+    x = torch.zeros(n, 1, 28, 28)
+    x[:, :, 10:18, 6:22] = 1.0
+    x[:, :, 4:24, 12:16] = 0.7
+    return x
+
+
+def seeded(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_keeps_shape_dtype_and_value_range():
+    x = digit_batch()
+    out = random_affine(x, generator=seeded())
+    assert out.shape == x.shape and out.dtype == x.dtype
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    assert not torch.equal(out, x)
+
+
+def test_zero_strength_is_the_identity():
+    x = digit_batch()
+    torch.testing.assert_close(random_affine(x, degrees=0.0, translate=0.0, generator=seeded()), x)
+
+
+def test_each_image_gets_its_own_warp():
+    x = digit_batch()
+    out = random_affine(x, generator=seeded())
+    assert not torch.equal(out[0], out[1])
+
+
+def test_same_seed_same_warp():
+    x = digit_batch()
+    assert torch.equal(random_affine(x, generator=seeded(3)), random_affine(x, generator=seeded(3)))
+
+
+def test_pure_translation_moves_ink_by_at_most_the_limit():
+    x = torch.zeros(64, 1, 28, 28)
+    x[:, :, 13:15, 13:15] = 1.0  # a 2x2 dot at the centre
+    out = random_affine(x, degrees=0.0, translate=0.1, generator=seeded())
+    rows = torch.arange(28.0).view(1, 28, 1)
+    centre_y = (out[:, 0] * rows).sum((1, 2)) / out[:, 0].sum((1, 2))
+    # 10% of 28 pixels, either way, around the dot's centre at 13.5.
+    assert (centre_y - 13.5).abs().max() <= 2.8 + 1e-4
+    assert (centre_y - 13.5).abs().max() > 1.0  # and it does move
+    # Ink is conserved away from the border.
+    torch.testing.assert_close(out.sum((1, 2, 3)), x.sum((1, 2, 3)))

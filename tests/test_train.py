@@ -1,0 +1,201 @@
+"""The training pipeline: short runs on rendered digits, one epoch on the real MNIST, CLI errors."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from train.__main__ import build_parser, train
+from train.data import Split
+from train.evaluate import evaluate_model, load_checkpoint
+from train.reports import FIGURES
+
+METRICS_KEYS = {
+    "history",
+    "test_accuracy",
+    "test_loss",
+    "per_class",
+    "confusion_matrix",
+    "wall_time_s",
+    "device",
+    "torch_version",
+    "seed",
+    "options",
+}
+EPOCH_KEYS = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_time_s"}
+
+
+def rendered_digits(n: int, seed: int) -> Split:
+    """White digits drawn with Pillow's font on black 28x28, at random sizes and positions."""
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    for i in range(n):
+        label = i % 10
+        font = ImageFont.load_default(size=int(rng.integers(16, 23)))
+        img = Image.new("L", (28, 28))
+        ImageDraw.Draw(img).text((14 + rng.integers(-3, 4), 14 + rng.integers(-3, 4)), str(label), 255, font, "mm")
+        images.append(np.asarray(img.rotate(rng.uniform(-15, 15), resample=Image.BILINEAR)))
+        labels.append(label)
+    return Split(torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.int64))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return rendered_digits(1000, seed=1), rendered_digits(300, seed=2)
+
+
+def run(tmp_path, digits, *options: str) -> dict:
+    args = build_parser().parse_args(
+        ["--checkpoint", str(tmp_path / "w.pth"), "--reports-dir", str(tmp_path / "reports"), "--device", "cpu"]
+        + list(options)
+    )
+    return train(args, *digits, log=lambda line: None)
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory, digits):
+    tmp = tmp_path_factory.mktemp("short-run")
+    return tmp, run(tmp, digits, "--epochs", "4", "--batch-size", "64")
+
+
+def test_short_run_learns(short_run):
+    _, metrics = short_run
+    assert metrics["test_accuracy"] > 0.6  # chance is 0.1
+    assert metrics["history"][-1]["train_loss"] < metrics["history"][0]["train_loss"]
+
+
+def test_short_run_writes_every_output(short_run):
+    tmp, metrics = short_run
+    assert (tmp / "w.pth").stat().st_size > 1_000_000  # 421,834 fp32 weights
+    for name in FIGURES:
+        with Image.open(tmp / "reports" / name) as img:
+            img.verify()
+            assert img.format == "PNG"
+        with Image.open(tmp / "reports" / name) as img:
+            assert img.size[0] > 200 and img.size[1] > 200
+            assert np.asarray(img.convert("L")).std() > 0  # not a blank canvas
+    saved = json.loads((tmp / "reports" / "metrics.json").read_text())
+    assert METRICS_KEYS <= set(saved)
+    assert len(saved["history"]) == 4 and all(EPOCH_KEYS <= set(h) for h in saved["history"])
+    assert set(saved["per_class"]) == {str(d) for d in range(10)}
+    assert {"precision", "recall", "f1", "support"} <= set(saved["per_class"]["3"])
+    assert np.array(saved["confusion_matrix"]).sum() == 300
+    assert saved["test_accuracy"] == metrics["test_accuracy"]
+
+
+def test_checkpoint_is_a_plain_fp32_state_dict(short_run):
+    tmp, _ = short_run
+    state = torch.load(tmp / "w.pth")
+    assert isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())
+    assert all(v.dtype == torch.float32 for k, v in state.items() if "num_batches" not in k)
+
+
+def test_evaluating_the_checkpoint_reproduces_the_reported_accuracy(short_run, digits):
+    tmp, metrics = short_run
+    recomputed, _ = evaluate_model(load_checkpoint(tmp / "w.pth", torch.device("cpu")), digits[1])
+    assert recomputed["test_accuracy"] == metrics["test_accuracy"]
+    assert recomputed["confusion_matrix"] == metrics["confusion_matrix"]
+
+
+def test_same_seed_gives_identical_weights(tmp_path, digits):
+    small = (Split(digits[0].images[:300], digits[0].labels[:300]), digits[1])
+    run(tmp_path / "a", small, "--epochs", "1", "--batch-size", "64", "--seed", "7")
+    run(tmp_path / "b", small, "--epochs", "1", "--batch-size", "64", "--seed", "7")
+    a, b = torch.load(tmp_path / "a" / "w.pth"), torch.load(tmp_path / "b" / "w.pth")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    run(tmp_path / "c", small, "--epochs", "1", "--batch-size", "64", "--seed", "8")
+    c = torch.load(tmp_path / "c" / "w.pth")
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+# ---- the real data set ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def one_epoch_on_mnist(mnist_dir, tmp_path_factory):
+    """`python -m train --epochs 1` on the full MNIST, as a user runs it."""
+    tmp = tmp_path_factory.mktemp("mnist-epoch")
+    cmd = [sys.executable, "-m", "train", "--epochs", "1", "--data-dir", str(mnist_dir), "--data-root", str(tmp)]
+    cmd += ["--checkpoint", str(tmp / "mnist_cnn.pth"), "--reports-dir", str(tmp / "reports")]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return tmp, result.stdout, json.loads((tmp / "reports" / "metrics.json").read_text())
+
+
+def test_one_epoch_on_mnist_reaches_98_5_percent(one_epoch_on_mnist):
+    _, stdout, metrics = one_epoch_on_mnist
+    assert metrics["test_accuracy"] >= 0.985
+    assert metrics["num_test"] == 10_000
+    assert "epoch  1/1  train loss" in stdout and "test loss" in stdout
+
+
+def test_evaluate_cli_reproduces_training_accuracy(one_epoch_on_mnist, mnist_dir):
+    tmp, _, trained = one_epoch_on_mnist
+    cmd = [sys.executable, "-m", "train.evaluate", "--checkpoint", str(tmp / "mnist_cnn.pth")]
+    cmd += ["--data-dir", str(mnist_dir), "--data-root", str(tmp), "--reports-dir", str(tmp / "re-eval")]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    evaluated = json.loads((tmp / "re-eval" / "metrics.json").read_text())
+    assert evaluated["test_accuracy"] == trained["test_accuracy"]
+    assert evaluated["confusion_matrix"] == trained["confusion_matrix"]
+    # The per-epoch figure (tensor path) agrees with the served-preprocessing path.
+    assert trained["history"][-1]["test_acc"] == pytest.approx(trained["test_accuracy"], abs=1e-6)
+    for name in ("confusion_matrix.png", "samples.png"):
+        assert (tmp / "re-eval" / name).stat().st_size > 0
+
+
+# ---- bad options --------------------------------------------------------------
+
+
+def cli(module: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=120)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *words: str):
+    assert result.returncode != 0
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in result.stderr
+
+
+@pytest.fixture
+def a_file(tmp_path):
+    path = tmp_path / "plain-file"
+    path.write_text("not a folder")
+    return path
+
+
+@pytest.mark.parametrize("epochs", ["-1", "0", "ten"])
+def test_bad_epochs(epochs):
+    assert_one_line_error(cli("train", "--epochs", epochs), "--epochs")
+
+
+def test_missing_data_dir(tmp_path):
+    result = cli("train", "--data-dir", str(tmp_path / "nowhere"), "--data-root", str(tmp_path / "root"),
+                 "--checkpoint", str(tmp_path / "w.pth"), "--reports-dir", str(tmp_path / "r"))  # fmt: skip
+    assert_one_line_error(result, "nowhere")
+
+
+def test_unwritable_reports_dir(tmp_path, a_file):
+    result = cli("train", "--reports-dir", str(a_file / "reports"), "--checkpoint", str(tmp_path / "w.pth"))
+    assert_one_line_error(result, "reports dir")
+
+
+def test_unwritable_checkpoint(tmp_path, a_file):
+    assert_one_line_error(cli("train", "--checkpoint", str(a_file / "w.pth")), "checkpoint")
+    assert_one_line_error(cli("train", "--checkpoint", str(tmp_path)), "is a directory")
+
+
+def test_evaluate_without_checkpoint(tmp_path):
+    result = cli("train.evaluate", "--checkpoint", str(tmp_path / "none.pth"), "--reports-dir", str(tmp_path))
+    assert_one_line_error(result, "does not exist")
+
+
+def test_evaluate_with_a_damaged_checkpoint(tmp_path, a_file):
+    result = cli("train.evaluate", "--checkpoint", str(a_file), "--reports-dir", str(tmp_path))
+    assert_one_line_error(result, "not an MnistCNN state_dict")
