@@ -12,6 +12,8 @@ import json
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from handler.preprocess import draft
+
 # 50 megapixels covers phone cameras; anything larger is refused before it is decoded.
 MAX_PIXELS = 50_000_000
 
@@ -76,6 +78,8 @@ def decode_image(data: bytes) -> Image.Image:
         raise RequestError(f"the image has too many pixels: {width}x{height} (limit {MAX_PIXELS:,})")
     if width == 0 or height == 0:
         raise RequestError("the image has no pixels")
+    # A JPEG decodes straight to small greyscale (DCT scaling): the preprocessing shrinks it anyway.
+    draft(image)
     try:
         image.load()
         return ImageOps.exif_transpose(image)
