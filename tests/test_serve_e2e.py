@@ -286,3 +286,15 @@ def test_a_body_over_the_request_size_limit_is_refused(server):
     limit = int(read_properties(ROOT / "config.properties")["max_request_size"])
     assert predict(server, b"\0" * (limit + 1), timeout=30).status_code == 413  # Request Entity Too Large
     assert predict(server, GOOD_PNG, timeout=30).status_code == 200
+
+
+def test_curl_without_a_content_type_never_reaches_the_model(server):
+    """curl --data-binary without -H: TorchServe parses the picture as a form (see README)."""
+    form = {"Authorization": f"Bearer {server.key('inference')}", "Content-Type": "application/x-www-form-urlencoded"}
+    url = f"{server.inference}/predictions/{server.model}"
+    parses = requests.post(url, data=b"\x89PNG\r\n\x1a\n\0\0", headers=form, timeout=30)
+    assert parses.status_code == 400 and "-H 'Content-Type: image/png'" in parses.json()["error"]
+    # A form value with a '%' that is no URL escape: the frontend's decoder fails before the handler runs.
+    fails = requests.post(url, data=b"\x89PNG=%\xff\xfe", headers=form, timeout=30)
+    assert fails.status_code == 500 and fails.json()["type"] == "ErrorDataDecoderException"
+    assert predict(server, GOOD_PNG, timeout=30).status_code == 200
