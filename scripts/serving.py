@@ -16,7 +16,6 @@ import json
 import mimetypes
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -242,19 +241,16 @@ class Server:
             capture_output=True,
             timeout=timeout,
         )
-        _, alive = psutil.wait_procs(family, timeout=timeout)
-        if alive:
-            if self.state["pgid"] != os.getpgrp():  # the server's own session, never ours
-                try:
-                    os.killpg(self.state["pgid"], signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-            for process in alive:
-                try:
-                    process.kill()
-                except psutil.Error:
-                    pass
-            psutil.wait_procs(alive, timeout=10)
+        psutil.wait_procs(family, timeout=timeout)
+        # Workers inherit the server's own process group; one spawned while stopping is not in
+        # `family`, and an orphaned worker would wait on its socket forever.
+        leftovers = _group_members(self.state["pgid"])
+        for process in leftovers:
+            try:
+                process.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(leftovers, timeout=10)
         Path(self.state["cwd"], "key_file.json").unlink(missing_ok=True)
         shutil.rmtree(self.state["tmpdir"], ignore_errors=True)
         Path(self.state["run_dir"], "server.json").unlink(missing_ok=True)
@@ -347,6 +343,20 @@ def start(
         server.stop()
         raise
     return server
+
+
+def _group_members(pgid: int) -> list:
+    """The processes of process group ``pgid``; never our own group."""
+    if pgid == os.getpgrp():
+        return []
+    members = []
+    for process in psutil.process_iter():
+        try:
+            if os.getpgid(process.pid) == pgid:
+                members.append(process)
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            pass
+    return members
 
 
 def log_tail(run_dir: Path, lines: int = 25) -> str:
