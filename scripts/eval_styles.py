@@ -97,8 +97,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: %(default)s")
     parser.add_argument("--output", help="also write the JSON to this file")
     args = parser.parse_args(argv)
-    from train.data import DataError, load_mnist
-
     if args.per_style < 1:
         print("error: --per-style must be at least 1", file=sys.stderr)
         return 2
@@ -110,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, RuntimeError, UnidentifiedImageError) as err:
         print(f"error: cannot load checkpoint {args.checkpoint}: {str(err).splitlines()[0]}", file=sys.stderr)
         return 1
+    from train.data import DataError, load_mnist  # torchvision: imported only when needed
+
     try:
         _, test = load_mnist(args.data_dir)
     except DataError as err:
