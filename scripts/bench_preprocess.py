@@ -9,22 +9,20 @@ decoded picture. Each figure is the best of a few repeats, on one thread.
 """
 
 import argparse
-import io
 import json
 import sys
 import timeit
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
-from handler.preprocess import PreprocessError, draft, to_model_input
+from handler.preprocess import PreprocessError, to_model_input
+from scripts import eval_styles
 
 
 def decode(data: bytes) -> Image.Image:
-    image = Image.open(io.BytesIO(data))
-    draft(image)
-    image = ImageOps.exif_transpose(image)
+    image = eval_styles.decode(data)
     image.load()
     return image
 

@@ -20,14 +20,16 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from handler.preprocess import PreprocessError, to_model_input
+from handler.preprocess import PreprocessError, draft, to_model_input
 from model import MnistCNN
 from scripts.user_style import STYLES, pick, render_bytes
 
 
 def decode(data: bytes) -> Image.Image:
-    """The picture in ``data``, upright (EXIF orientation applied)."""
-    return ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+    """The picture in ``data`` as the server decodes it: JPEG draft, upright (EXIF orientation applied)."""
+    image = Image.open(io.BytesIO(data))
+    draft(image)
+    return ImageOps.exif_transpose(image)
 
 
 def load_model(checkpoint: Path, device: torch.device) -> MnistCNN:
