@@ -39,6 +39,7 @@ CENTRE = 14.0  # MNIST digits' mean centre of mass (row and column index)
 ANALYSIS_SIDE = 256  # larger pictures are box-reduced to about this before analysis
 MIN_CONTRAST = 0.12  # weakest ink/background contrast accepted as a digit (fraction of the range)
 NOISE_MARGIN = 8.0  # the ink must also stand this many noise sigmas above the background
+MIN_DIGIT = 0.04  # a digit's box spans at least this fraction of the picture's longer side
 SMALL_SIDE = 48  # below this the background is one level (the border's), not a map
 THIN_STROKE = 1.5  # strokes thinner than this at the 20x20 scale (px) are grown ...
 THIN_TARGET = 1.8  # ... to about this; MNIST's median is 2.0, its 10th percentile 1.5
@@ -311,6 +312,8 @@ def _mnist_layout(ink: np.ndarray) -> np.ndarray:
     left, right = _ink_span(mask.sum(axis=0).astype(np.float32))
     crop = ink[top:bottom, left:right]
     h, w = crop.shape
+    if max(h, w) < max(2, MIN_DIGIT * max(ink.shape)):
+        raise PreprocessError("no digit found in the image: only a speck, too small to be a digit")
     scale = FIT / max(h, w)
     crop = _thicken(crop, scale)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))

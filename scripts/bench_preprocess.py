@@ -9,22 +9,20 @@ decoded picture. Each figure is the best of a few repeats, on one thread.
 """
 
 import argparse
-import io
 import json
 import sys
 import timeit
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
-from handler.preprocess import PreprocessError, draft, to_model_input
+from handler.preprocess import PreprocessError, to_model_input
+from scripts import eval_styles
 
 
 def decode(data: bytes) -> Image.Image:
-    image = Image.open(io.BytesIO(data))
-    draft(image)
-    image = ImageOps.exif_transpose(image)
+    image = eval_styles.decode(data)
     image.load()
     return image
 
@@ -35,16 +33,16 @@ def best_us(fn, seconds: float = 0.2) -> float:
     return min(timeit.repeat(fn, number=number, repeat=5)) / number * 1e6
 
 
-def bench_file(path: Path) -> dict:
+def bench_file(path: Path, seconds: float = 0.2) -> dict:
     data = path.read_bytes()
     image = decode(data)
     row = {"file": path.name, "mode": image.mode, "size": list(image.size), "bytes": len(data)}
-    row["decode_us"] = round(best_us(lambda: decode(data)), 1)
+    row["decode_us"] = round(best_us(lambda: decode(data), seconds), 1)
     try:
         to_model_input(image)
     except PreprocessError as err:
         row["error"] = str(err)
-    row["preprocess_us"] = round(best_us(lambda: _preprocess(image)), 1)
+    row["preprocess_us"] = round(best_us(lambda: _preprocess(image), seconds), 1)
     return row
 
 
@@ -80,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("files", nargs="*", type=Path, help="pictures to time (default: every file in samples/)")
     parser.add_argument("--plot", type=Path, help="also draw a bar chart to this PNG")
+    parser.add_argument(
+        "--seconds", type=float, default=0.2, help="length of each timing repeat (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
     files = args.files or sorted(Path("samples").glob("*.*"))
     if not files:
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for path in files:
         try:
-            rows.append(bench_file(path))
+            rows.append(bench_file(path, args.seconds))
         except (OSError, UnidentifiedImageError) as err:
             print(f"error: cannot read {path} as a picture: {err}", file=sys.stderr)
             return 1

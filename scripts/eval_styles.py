@@ -20,14 +20,16 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from handler.preprocess import PreprocessError, to_model_input
+from handler.preprocess import PreprocessError, draft, to_model_input
 from model import MnistCNN
 from scripts.user_style import STYLES, pick, render_bytes
 
 
 def decode(data: bytes) -> Image.Image:
-    """The picture in ``data``, upright (EXIF orientation applied)."""
-    return ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+    """The picture in ``data`` as the server decodes it: JPEG draft, upright (EXIF orientation applied)."""
+    image = Image.open(io.BytesIO(data))
+    draft(image)
+    return ImageOps.exif_transpose(image)
 
 
 def load_model(checkpoint: Path, device: torch.device) -> MnistCNN:
@@ -97,8 +99,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: %(default)s")
     parser.add_argument("--output", help="also write the JSON to this file")
     args = parser.parse_args(argv)
-    from train.data import DataError, load_mnist
-
     if args.per_style < 1:
         print("error: --per-style must be at least 1", file=sys.stderr)
         return 2
@@ -110,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, RuntimeError, UnidentifiedImageError) as err:
         print(f"error: cannot load checkpoint {args.checkpoint}: {str(err).splitlines()[0]}", file=sys.stderr)
         return 1
+    from train.data import DataError, load_mnist  # torchvision: imported only when needed
+
     try:
         _, test = load_mnist(args.data_dir)
     except DataError as err:

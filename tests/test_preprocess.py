@@ -241,6 +241,13 @@ def test_shadow_gradient_without_ink_is_blank():
         to_model_input(Image.fromarray(ramp.astype(np.uint8)))
 
 
+def test_dust_speck_on_blank_paper_is_not_a_digit():
+    paper = Image.new("L", (640, 480), 225)
+    paper.paste(40, (300, 200, 304, 204))  # a 4-pixel dark speck
+    with pytest.raises(PreprocessError, match="speck"):
+        to_model_input(paper)
+
+
 def test_empty_image_is_refused():
     with pytest.raises(PreprocessError, match="empty"):
         to_model_input(Image.new("L", (0, 0)))
