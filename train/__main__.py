@@ -32,8 +32,8 @@ DEFAULTS = {
     "lr": 3e-3,
     "weight_decay": 5e-4,
     "label_smoothing": 0.1,
-    "ema_decay": 0.0,
-    "clean_epochs": 0,
+    "ema_decay": 0.995,
+    "clean_epochs": 2,
 }
 
 
@@ -89,6 +89,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def ema_with_warmup(decay: float):
+    """EMA update whose decay ramps up as (1 + n) / (10 + n), so short runs are not stuck near the init."""
+
+    def update(averaged: torch.Tensor, current: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        d = min(decay, (1.0 + float(n)) / (10.0 + float(n)))
+        return averaged + (current - averaged) * (1.0 - d) if averaged.is_floating_point() else current
+
+    return update
+
+
 def make_optimizer(model, args, steps_per_epoch: int):
     decay = [p for p in model.parameters() if p.ndim > 1]  # no weight decay on biases and BatchNorm
     rest = [p for p in model.parameters() if p.ndim <= 1]
@@ -138,8 +148,7 @@ def _train(args, train_split, test_split, device: torch.device, log) -> dict:
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     ema = None
     if args.ema_decay:
-        avg = torch.optim.swa_utils.get_ema_multi_avg_fn(args.ema_decay)
-        ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=avg, use_buffers=True)
+        ema = torch.optim.swa_utils.AveragedModel(model, avg_fn=ema_with_warmup(args.ema_decay), use_buffers=True)
     state = TrainState(model, optimizer, scheduler, device, amp_dtype, scaler, generator, ema, args.label_smoothing)
     final = ema.module if ema is not None else model
     precision = str(amp_dtype).removeprefix("torch.") if amp_dtype else "float32"
@@ -147,7 +156,7 @@ def _train(args, train_split, test_split, device: torch.device, log) -> dict:
 
     history, start = [], time.perf_counter()
     for epoch in range(1, args.epochs + 1):
-        if epoch > args.epochs - args.clean_epochs:
+        if epoch > args.epochs - min(args.clean_epochs, args.epochs // 2):
             state.degrees = state.translate = 0.0
         stats = train_one_epoch(state, images, labels, args.batch_size, desc=f"epoch {epoch}/{args.epochs}")
         test_loss, test_acc = evaluate(final, test_images, test_labels)
