@@ -10,8 +10,10 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from train.__main__ import build_parser, train
+from train.__main__ import main as train_main
 from train.data import Split
 from train.evaluate import evaluate_model, load_checkpoint
+from train.evaluate import main as evaluate_main
 from train.reports import FIGURES
 
 METRICS_KEYS = {
@@ -151,16 +153,27 @@ def test_evaluate_cli_reproduces_training_accuracy(one_epoch_on_mnist, mnist_dir
 # ---- bad options --------------------------------------------------------------
 
 
-def cli(module: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=120)
+@pytest.fixture
+def cli(capsys):
+    """Run a CLI's main() in-process; return (exit code, stderr)."""
+
+    def run_main(module: str, *args: str) -> tuple[int, str]:
+        main = {"train": train_main, "train.evaluate": evaluate_main}[module]
+        try:
+            code = main(list(args))
+        except SystemExit as stop:
+            code = stop.code
+        return code, capsys.readouterr().err
+
+    return run_main
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess, *words: str):
-    assert result.returncode != 0
-    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
-    assert "Traceback" not in result.stderr
+def assert_one_line_error(result: tuple[int, str], *words: str):
+    code, stderr = result
+    assert code != 0
+    assert stderr.startswith("error: ") and stderr.count("\n") == 1, stderr
     for word in words:
-        assert word in result.stderr
+        assert word in stderr
 
 
 @pytest.fixture
@@ -171,31 +184,33 @@ def a_file(tmp_path):
 
 
 @pytest.mark.parametrize("epochs", ["-1", "0", "ten"])
-def test_bad_epochs(epochs):
+def test_bad_epochs(cli, epochs):
     assert_one_line_error(cli("train", "--epochs", epochs), "--epochs")
 
 
-def test_missing_data_dir(tmp_path):
-    result = cli("train", "--data-dir", str(tmp_path / "nowhere"), "--data-root", str(tmp_path / "root"),
-                 "--checkpoint", str(tmp_path / "w.pth"), "--reports-dir", str(tmp_path / "r"))  # fmt: skip
-    assert_one_line_error(result, "nowhere")
+def test_missing_data_dir_as_a_user_sees_it(tmp_path):
+    cmd = [sys.executable, "-m", "train", "--data-dir", str(tmp_path / "nowhere"), "--data-root", str(tmp_path)]
+    cmd += ["--checkpoint", str(tmp_path / "w.pth"), "--reports-dir", str(tmp_path / "r")]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in result.stderr
+    assert_one_line_error((result.returncode, result.stderr), "nowhere")
 
 
-def test_unwritable_reports_dir(tmp_path, a_file):
+def test_unwritable_reports_dir(cli, tmp_path, a_file):
     result = cli("train", "--reports-dir", str(a_file / "reports"), "--checkpoint", str(tmp_path / "w.pth"))
     assert_one_line_error(result, "reports dir")
 
 
-def test_unwritable_checkpoint(tmp_path, a_file):
+def test_unwritable_checkpoint(cli, tmp_path, a_file):
     assert_one_line_error(cli("train", "--checkpoint", str(a_file / "w.pth")), "checkpoint")
     assert_one_line_error(cli("train", "--checkpoint", str(tmp_path)), "is a directory")
 
 
-def test_evaluate_without_checkpoint(tmp_path):
+def test_evaluate_without_checkpoint(cli, tmp_path):
     result = cli("train.evaluate", "--checkpoint", str(tmp_path / "none.pth"), "--reports-dir", str(tmp_path))
     assert_one_line_error(result, "does not exist")
 
 
-def test_evaluate_with_a_damaged_checkpoint(tmp_path, a_file):
+def test_evaluate_with_a_damaged_checkpoint(cli, tmp_path, a_file):
     result = cli("train.evaluate", "--checkpoint", str(a_file), "--reports-dir", str(tmp_path))
     assert_one_line_error(result, "not an MnistCNN state_dict")

@@ -61,6 +61,7 @@ class TrainState:
     amp_dtype: torch.dtype | None
     scaler: torch.amp.GradScaler | None
     generator: torch.Generator  # shuffling and augmentation, on the data's device
+    ema: torch.optim.swa_utils.AveragedModel | None = None
     label_smoothing: float = 0.0
     degrees: float = 10.0
     translate: float = 0.1
@@ -75,7 +76,9 @@ def train_one_epoch(state: TrainState, images: torch.Tensor, labels: torch.Tenso
     correct = torch.zeros((), device=state.device, dtype=torch.long)
     batches = order.split(batch_size)
     for idx in tqdm(batches, desc=desc, leave=False, disable=None, unit="batch"):
-        x = random_affine(to_input(images[idx]), state.degrees, state.translate, state.generator)
+        x = to_input(images[idx])
+        if state.degrees or state.translate:
+            x = random_affine(x, state.degrees, state.translate, state.generator)
         x = normalize(x).contiguous(memory_format=torch.channels_last)
         y = labels[idx]
         with torch.autocast(state.device.type, dtype=state.amp_dtype or torch.float32, enabled=bool(state.amp_dtype)):
@@ -91,6 +94,8 @@ def train_one_epoch(state: TrainState, images: torch.Tensor, labels: torch.Tenso
             state.optimizer.step()
         if state.scheduler is not None:
             state.scheduler.step()
+        if state.ema is not None:
+            state.ema.update_parameters(model)
         # Accumulate on the device: no host sync per batch.
         total_loss += loss.detach() * len(y)
         correct += (logits.argmax(1) == y).sum()

@@ -72,7 +72,7 @@ def plot_samples(images: np.ndarray, labels: np.ndarray, probs: np.ndarray, path
     worst = wrong[np.argsort(-probs[wrong, preds[wrong]])][:cols]
     picks = [(i, "") for i in range(min(2 * cols, len(labels)))] + [(i, "mistake ") for i in worst]
     rows = -(-len(picks) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.5, rows * 1.8), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.5, rows * 2.0), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, (i, tag) in zip(axes.flat, picks, strict=False):
