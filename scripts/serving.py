@@ -298,7 +298,6 @@ def start(
     run_dir.mkdir(parents=True, exist_ok=True)
     # Unix sockets have a ~100-byte path limit, hence a short private dir under /tmp.
     tmpdir = tempfile.mkdtemp(prefix="mnist-serve-", dir="/tmp" if os.path.isdir("/tmp") else None)
-    workers = properties.get("default_workers_per_model", "")
     server_env = {
         **os.environ,
         **(env or {}),
@@ -306,7 +305,6 @@ def start(
         "TEMP": tmpdir,
         "LOG_LOCATION": str(run_dir),
         "METRICS_LOCATION": str(run_dir),
-        "MNIST_WORKERS": workers,
         # The worker imports the archive's model/ and handler/ packages, not a checkout's.
         "PYTHONPATH": "",
     }
