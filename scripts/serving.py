@@ -32,6 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 MODEL_NAME = "mnist"
 BIN = Path(sys.executable).parent
 READY_TIMEOUT = 180.0
+# Each log line once: TorchServe's default writes several lines per request (see the file).
+LOG_CONFIG = ROOT / "handler" / "log4j2.xml"
 
 
 class ServeError(RuntimeError):
@@ -311,7 +313,7 @@ def start(
     with open(run_dir / "torchserve.out", "ab") as out:
         # `torchserve --start` returns at once; its Java child inherits stdout, so that must be a file.
         launcher = subprocess.run(
-            [str(BIN / "torchserve"), "--start", "--ncs", "--ts-config", str(config)],
+            [str(BIN / "torchserve"), "--start", "--ncs", "--ts-config", str(config), "--log-config", str(LOG_CONFIG)],
             cwd=cwd,
             env=server_env,
             stdin=subprocess.DEVNULL,
