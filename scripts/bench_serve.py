@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import platform
 import re
+import resource
 import shutil
 import socket
 import statistics
@@ -31,9 +32,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import requests
 
-from scripts.serving import ROOT, Server, ServeError, build_archive, read_properties, render_config, start
+from scripts.serving import ROOT, ServeError, Server, build_archive, render_config, start
 
 LUA = ROOT / "scripts" / "bench_serve.lua"
 SAMPLES = ROOT / "samples"
@@ -175,7 +177,11 @@ def shipped_config(path: Path = ROOT / "config.properties") -> dict:
             raise ServeError(f"{path} has no {key} in its models block")
         return int(match.group(1))
 
-    return {"workers": number("minWorkers"), "batch_size": number("batchSize"), "max_batch_delay_ms": number("maxBatchDelay")}
+    return {
+        "workers": number("minWorkers"),
+        "batch_size": number("batchSize"),
+        "max_batch_delay_ms": number("maxBatchDelay"),
+    }
 
 
 def free_ports(count: int) -> list[int]:
@@ -265,24 +271,58 @@ def server_profile(before: dict, after: dict) -> dict:
     }
 
 
+def cpu_seconds(server: Server) -> tuple[float, float, float]:
+    """CPU seconds so far of TorchServe's Java frontend, of its workers, and of our finished children (wrk)."""
+    frontend = psutil.Process(server.pid)
+    times = frontend.cpu_times()
+    workers = 0.0
+    for child in frontend.children(recursive=True):
+        try:
+            child_times = child.cpu_times()
+            workers += child_times.user + child_times.system
+        except psutil.Error:
+            pass
+    ours = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return times.user + times.system, workers, ours.ru_utime + ours.ru_stime
+
+
+def measure(server: Server, config: dict, bodies: list[Path], concurrency: int, count: int) -> dict:
+    """One point: wrk's figures, TorchServe's per-request means, CPU ms per request by process."""
+    metrics, cpu = scrape_metrics(server), cpu_seconds(server)
+    result = wrk(server, bodies, concurrency, count)
+    cpu = [after - before for before, after in zip(cpu, cpu_seconds(server), strict=True)]
+    result.update(server_profile(metrics, scrape_metrics(server)))
+    n = max(result["requests"], 1)
+    result["cpu_ms_per_request"] = {
+        name: round(seconds / n * 1000, 3) for name, seconds in zip(("frontend", "workers", "wrk"), cpu, strict=True)
+    }
+    keys = ("workers", "batch_size", "max_batch_delay_ms")
+    return {"config": config["name"], **{k: config[k] for k in keys}, "concurrency": concurrency, **result}
+
+
+def log_point(point: dict, log) -> None:
+    cpu = point["cpu_ms_per_request"]
+    log(
+        f"  c={point['concurrency']:<3} {point['rps']:8.1f} req/s  p50 {point['p50_ms']:6.2f}  "
+        f"p90 {point['p90_ms']:6.2f}  p99 {point['p99_ms']:6.2f} ms  non-200 {point['non_200']}  "
+        f"batch {point.get('mean_batch')}  cpu ms/req: java {cpu['frontend']:.2f} workers {cpu['workers']:.2f}"
+    )
+
+
 def run_config(config, store, workdir, bodies, concurrencies, counts, warmup, extra, log) -> list[dict]:
     """Start one server, warm it up, one wrk run per concurrency, stop it."""
-    log(f"{config['name']}: {config['workers']} worker(s), batch {config['batch_size']}, "
-        f"delay {config['max_batch_delay_ms']} ms: starting TorchServe ...")
+    log(
+        f"{config['name']}: {config['workers']} worker(s), batch {config['batch_size']}, "
+        f"delay {config['max_batch_delay_ms']} ms: starting TorchServe ..."
+    )
     server = start_server(config, store, workdir, extra)
     points = []
     try:
-        if warmup:
-            wrk(server, bodies, 8, warmup)
+        if warmup:  # the JVM compiles its hot paths over the first few thousand requests
+            wrk(server, bodies, 32, warmup)
         for concurrency in concurrencies:
-            before = scrape_metrics(server)
-            result = wrk(server, bodies, concurrency, counts(concurrency))
-            result.update(server_profile(before, scrape_metrics(server)))
-            point = {"config": config["name"], **{k: config[k] for k in ("workers", "batch_size", "max_batch_delay_ms")}}
-            points.append({**point, "concurrency": concurrency, **result})
-            log(f"  c={concurrency:<3} {result['rps']:8.1f} req/s  p50 {result['p50_ms']:6.2f}  "
-                f"p90 {result['p90_ms']:6.2f}  p99 {result['p99_ms']:6.2f} ms  non-200 {result['non_200']}  "
-                f"batch {result.get('mean_batch')}")
+            points.append(measure(server, config, bodies, concurrency, counts(concurrency)))
+            log_point(points[-1], log)
     finally:
         server.stop()
     return points
@@ -296,9 +336,7 @@ def machine() -> dict:
 
     model = platform.processor() or ""
     try:
-        model = next(
-            line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")
-        )
+        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
     return {
@@ -319,7 +357,8 @@ def markdown(report: dict) -> str:
         + ", ".join(f"batch {b}: {v:,.0f} img/s" for b, v in c["images_per_s"].items())
         + f"; one image alone: {report['single_image_ms']['handler']:.2f} ms.",
         "",
-        "| config | workers | batch | delay ms | concurrency | req/s | of ceiling | p50 ms | p90 ms | p99 ms | non-200 |",
+        "| config | workers | batch | delay ms | concurrency | req/s | of ceiling | p50 ms | p90 ms | p99 ms "
+        "| non-200 |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for p in report["points"]:
@@ -368,12 +407,14 @@ def plot(report: dict, path: Path) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", type=Path, default=Path("mnist_cnn.pth"), help="weights (default mnist_cnn.pth)")
+    parser.add_argument(
+        "--checkpoint", type=Path, default=Path("mnist_cnn.pth"), help="weights (default mnist_cnn.pth)"
+    )
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), help=f"default: {' '.join(CONFIGS)}")
     parser.add_argument("--concurrency", nargs="+", type=int, default=list(CONCURRENCY), help="default: 1 8 32 64")
     parser.add_argument("--requests", type=int, default=4000, help="answers per point (default 4000)")
     parser.add_argument("--requests-c1", type=int, default=2000, help="answers per point at concurrency 1 (2000)")
-    parser.add_argument("--warmup", type=int, default=500, help="answers discarded after each start (500)")
+    parser.add_argument("--warmup", type=int, default=3000, help="answers discarded after each start (3000)")
     parser.add_argument("--ceiling-seconds", type=float, default=3.0, help="seconds per ceiling measurement (3)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra config.properties overrides")
     parser.add_argument("--quick", action="store_true", help="a few hundred requests, one configuration")
@@ -389,11 +430,11 @@ def run(args, log=print) -> dict:
     body_bytes = [p.read_bytes() for p in bodies]
     defaults = shipped_config()
     extra = dict(item.split("=", 1) for item in args.set)
-    if args.quick:
-        args.concurrency, args.requests, args.requests_c1, args.warmup = args.concurrency[:1] if len(
-            args.concurrency
-        ) == 1 else [8], 300, 300, 50
-        args.configs, args.ceiling_seconds = args.configs[:1] if len(args.configs) == 1 else ["default"], 0.5
+    if args.quick:  # one configuration, one concurrency, a few hundred requests
+        args.configs = ["default"] if args.configs == list(CONFIGS) else args.configs[:1]
+        args.concurrency = [8] if args.concurrency == list(CONCURRENCY) else args.concurrency[:1]
+        args.requests = args.requests_c1 = 300
+        args.warmup, args.ceiling_seconds = 100, 0.5
 
     def counts(c: int) -> int:
         return args.requests_c1 if c == 1 else args.requests
@@ -426,14 +467,11 @@ def run(args, log=print) -> dict:
     log(f"  {rates} images/s; one image {report['single_image_ms']}")
 
     if attached is not None:
-        server = attached
         if args.warmup:
-            wrk(server, bodies, 8, args.warmup)
+            wrk(attached, bodies, 32, args.warmup)
         for concurrency in args.concurrency:
-            before = scrape_metrics(server)
-            result = wrk(server, bodies, concurrency, counts(concurrency))
-            result.update(server_profile(before, scrape_metrics(server)))
-            points.append({"config": "attached", **{k: config[k] for k in list(config)[1:]}, "concurrency": concurrency, **result})
+            points.append(measure(attached, configs[0], bodies, concurrency, counts(concurrency)))
+            log_point(points[-1], log)
     else:
         with tempfile.TemporaryDirectory(prefix="bench-serve-") as work:
             store = Path(work, "store")
@@ -447,7 +485,12 @@ def run(args, log=print) -> dict:
         point["fraction_of_ceiling"] = round(point["rps"] / point["ceiling_images_per_s"], 3)
     report["points"] = points
     report["fields"] = list(FIELDS)
-    report["settings"] = {"requests": args.requests, "requests_c1": args.requests_c1, "warmup": args.warmup, "set": extra}
+    report["settings"] = {
+        "requests": args.requests,
+        "requests_c1": args.requests_c1,
+        "warmup": args.warmup,
+        "set": extra,
+    }
     return report
 
 
