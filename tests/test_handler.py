@@ -4,7 +4,6 @@ import base64
 import io
 import json
 import logging
-import os
 
 import numpy as np
 import pytest
