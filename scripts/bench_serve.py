@@ -41,10 +41,28 @@ LUA = ROOT / "scripts" / "bench_serve.lua"
 SAMPLES = ROOT / "samples"
 CONCURRENCY = (1, 8, 32, 64)
 CEILING_BATCHES = (1, 8, 32)
-# Batching off and on, one and two workers; "default" is config.properties as shipped.
-CONFIGS = ("default", "w1-b1-d0", "w2-b1-d0", "w1-b8-d1", "w2-b8-d1", "w2-b16-d2")
+# "default" is config.properties as shipped; the others: batching off, one and two workers;
+# batching on with a short and a longer delay, and bigger batches.
+CONFIGS = ("default", "w1-b1-d0", "w2-b1-d0", "w1-b8-d1", "w2-b8-d5", "w2-b16-d2")
 CONFIG_PATTERN = re.compile(r"^w(\d+)-b(\d+)-d(\d+)$")
-FIELDS = ("requests", "duration_s", "rps", "p50_ms", "p90_ms", "p99_ms", "non_200", "fraction_of_ceiling")
+# Every point in the JSON report has these (documented in the README).
+FIELDS = (
+    "config",
+    "workers",
+    "batch_size",
+    "max_batch_delay_ms",
+    "concurrency",
+    "requests",
+    "duration_s",
+    "rps",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "non_200",
+    "ceiling_images_per_s",
+    "fraction_of_ceiling",
+    "cpu_ms_per_request",
+)
 
 
 # ---- request bodies and the in-process ceiling ------------------------------------------
@@ -328,6 +346,28 @@ def run_config(config, store, workdir, bodies, concurrencies, counts, warmup, ex
     return points
 
 
+def request_profile(point: dict, single: dict) -> dict:
+    """Where one request's time goes at concurrency 1, in ms.
+
+    The client's median, TorchServe's mean time per request and, inside it, the mean wait in
+    its queue (which holds the batch delay); the handler's stages are the in-process single-image
+    medians. What is left between them is HTTP + the Java frontend, and the frontend-to-worker
+    round trip (socket, TorchServe's Python service around the handler).
+    """
+    handler = single["handler"]
+    server, queue = point.get("server_ms", 0.0), point.get("queue_ms", 0.0)
+    return {
+        "config": point["config"],
+        "client_p50_ms": point["p50_ms"],
+        "http_and_frontend_ms": round(point["p50_ms"] - server, 3),
+        "queue_and_batch_delay_ms": queue,
+        "worker_round_trip_ms": round(server - queue - handler, 3),
+        "handler_ms": handler,
+        "handler_stages_ms": {k: single[k] for k in ("decode", "preprocess", "forward", "postprocess")},
+        "cpu_ms_per_request": point["cpu_ms_per_request"],
+    }
+
+
 # ---- report -------------------------------------------------------------------------------
 
 
@@ -414,7 +454,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--concurrency", nargs="+", type=int, default=list(CONCURRENCY), help="default: 1 8 32 64")
     parser.add_argument("--requests", type=int, default=4000, help="answers per point (default 4000)")
     parser.add_argument("--requests-c1", type=int, default=2000, help="answers per point at concurrency 1 (2000)")
-    parser.add_argument("--warmup", type=int, default=3000, help="answers discarded after each start (3000)")
+    parser.add_argument(
+        "--warmup", type=int, default=5000, help="answers discarded after each start, at concurrency 32 (5000)"
+    )
     parser.add_argument("--ceiling-seconds", type=float, default=3.0, help="seconds per ceiling measurement (3)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra config.properties overrides")
     parser.add_argument("--quick", action="store_true", help="a few hundred requests, one configuration")
@@ -484,6 +526,9 @@ def run(args, log=print) -> dict:
         point["ceiling_images_per_s"] = rates[point["batch_size"]] if point["batch_size"] in rates else None
         point["fraction_of_ceiling"] = round(point["rps"] / point["ceiling_images_per_s"], 3)
     report["points"] = points
+    single = [p for p in points if p["concurrency"] == 1]
+    if single:
+        report["profile_c1"] = request_profile(single[0], report["single_image_ms"])
     report["fields"] = list(FIELDS)
     report["settings"] = {
         "requests": args.requests,
