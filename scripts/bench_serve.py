@@ -62,6 +62,7 @@ FIELDS = (
     "ceiling_images_per_s",
     "fraction_of_ceiling",
     "cpu_ms_per_request",
+    "cpu_efficiency",
 )
 
 
@@ -105,16 +106,16 @@ def _ceiling_worker(checkpoint, bodies, batch_size, seconds, barrier, results):
     for batch in batches:  # warm-up: allocator, caches
         _handle(handler, batch)
     barrier.wait()
-    images, begin = 0, time.perf_counter()
+    images, begin, cpu = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - begin < seconds:
         for batch in batches:
             _handle(handler, batch)
         images += batch_size * len(batches)
-    results.put(images / (time.perf_counter() - begin))
+    results.put((images / (time.perf_counter() - begin), (time.process_time() - cpu) / images * 1000))
 
 
-def ceiling(checkpoint: Path, bodies: list[bytes], batch_size: int, processes: int, seconds: float) -> float:
-    """Images/s of ``processes`` single-threaded handler processes working at once."""
+def ceiling(checkpoint: Path, bodies: list[bytes], batch_size: int, processes: int, seconds: float) -> tuple:
+    """Images/s of ``processes`` single-threaded handler processes working at once, and CPU ms per image."""
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(processes), context.Queue()
     workers = [
@@ -123,10 +124,10 @@ def ceiling(checkpoint: Path, bodies: list[bytes], batch_size: int, processes: i
     ]
     for worker in workers:
         worker.start()
-    rates = [results.get(timeout=seconds * 10 + 120) for _ in workers]
+    answers = [results.get(timeout=seconds * 10 + 120) for _ in workers]
     for worker in workers:
         worker.join()
-    return sum(rates)
+    return sum(rate for rate, _ in answers), statistics.mean(cpu for _, cpu in answers)
 
 
 def single_image_ms(checkpoint: Path, bodies: list[bytes], repeats: int = 30) -> dict:
@@ -504,9 +505,16 @@ def run(args, log=print) -> dict:
     batches = sorted(set(CEILING_BATCHES) | {c["batch_size"] for c in configs})
     log(f"ceiling: handler in-process, {cores} process(es) x 1 torch thread, batch sizes {batches} ...")
     report["single_image_ms"] = single_image_ms(args.checkpoint, body_bytes, repeats=5 if args.quick else 30)
-    rates = {b: round(ceiling(args.checkpoint, body_bytes, b, cores, args.ceiling_seconds), 1) for b in batches}
-    report["ceiling"] = {"processes": cores, "torch_threads_each": 1, "images_per_s": rates}
-    log(f"  {rates} images/s; one image {report['single_image_ms']}")
+    measured = {b: ceiling(args.checkpoint, body_bytes, b, cores, args.ceiling_seconds) for b in batches}
+    rates = {b: round(rate, 1) for b, (rate, _) in measured.items()}
+    cpu_per_image = {b: round(cpu, 3) for b, (_, cpu) in measured.items()}
+    report["ceiling"] = {
+        "processes": cores,
+        "torch_threads_each": 1,
+        "images_per_s": rates,
+        "cpu_ms_per_image": cpu_per_image,
+    }
+    log(f"  {rates} images/s; CPU ms per image {cpu_per_image}; one image alone {report['single_image_ms']}")
 
     if attached is not None:
         if args.warmup:
@@ -525,6 +533,10 @@ def run(args, log=print) -> dict:
     for point in points:
         point["ceiling_images_per_s"] = rates[point["batch_size"]] if point["batch_size"] in rates else None
         point["fraction_of_ceiling"] = round(point["rps"] / point["ceiling_images_per_s"], 3)
+        # The same ratio in CPU time: the handler's in-process CPU per image over all the CPU one
+        # served request costs (frontend, workers, wrk). Unlike req/s it holds on a busy machine.
+        total_cpu = sum(point["cpu_ms_per_request"].values())
+        point["cpu_efficiency"] = round(cpu_per_image[point["batch_size"]] / total_cpu, 3) if total_cpu else None
     report["points"] = points
     single = [p for p in points if p["concurrency"] == 1]
     if single:
