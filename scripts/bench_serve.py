@@ -350,17 +350,18 @@ def run_config(config, store, workdir, bodies, concurrencies, counts, warmup, ex
 def request_profile(point: dict, single: dict) -> dict:
     """Where one request's time goes at concurrency 1, in ms.
 
-    The client's median, TorchServe's mean time per request and, inside it, the mean wait in
-    its queue (which holds the batch delay); the handler's stages are the in-process single-image
-    medians. What is left between them is HTTP + the Java frontend, and the frontend-to-worker
-    round trip (socket, TorchServe's Python service around the handler).
+    Means add up: the client's mean latency, TorchServe's mean time per request and, inside it,
+    the mean wait in its queue (which holds the batch delay); the handler is the in-process
+    single-image median (its stages too). What is left between them is HTTP + the Java frontend,
+    and the frontend-to-worker round trip (socket, TorchServe's Python service around the handler).
     """
     handler = single["handler"]
     server, queue = point.get("server_ms", 0.0), point.get("queue_ms", 0.0)
     return {
         "config": point["config"],
         "client_p50_ms": point["p50_ms"],
-        "http_and_frontend_ms": round(point["p50_ms"] - server, 3),
+        "client_mean_ms": point["mean_ms"],
+        "http_and_frontend_ms": round(point["mean_ms"] - server, 3),
         "queue_and_batch_delay_ms": queue,
         "worker_round_trip_ms": round(server - queue - handler, 3),
         "handler_ms": handler,
@@ -390,24 +391,37 @@ def machine() -> dict:
 
 
 def markdown(report: dict) -> str:
-    """The README table: one row per configuration and concurrency."""
-    c = report["ceiling"]
+    """The README table: one row per configuration and concurrency, then the c=1 profile."""
+    c, m = report["ceiling"], report["machine"]
     lines = [
-        f"Machine: {report['machine']['cpu']}, {report['machine']['cores']} cores; torch {report['machine']['torch']}.",
-        f"Ceiling (handler in-process, {c['processes']} x 1 thread): "
+        f"Machine: {m['cpu']}, {m['cores']} cores, load average {m['load_average_at_start'][0]} at the start; "
+        f"torch {m['torch']}.",
+        f"Ceiling (the handler in-process, {c['processes']} processes x 1 torch thread): "
         + ", ".join(f"batch {b}: {v:,.0f} img/s" for b, v in c["images_per_s"].items())
-        + f"; one image alone: {report['single_image_ms']['handler']:.2f} ms.",
+        + f"; one image alone: {report['single_image_ms']['handler']:.2f} ms (median over the samples).",
         "",
-        "| config | workers | batch | delay ms | concurrency | req/s | of ceiling | p50 ms | p90 ms | p99 ms "
-        "| non-200 |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| config | workers | batch | delay ms | concurrency | req/s | of ceiling | CPU eff. | p50 ms | p90 ms "
+        "| p99 ms | non-200 |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for p in report["points"]:
         lines.append(
             f"| {p['config']} | {p['workers']} | {p['batch_size']} | {p['max_batch_delay_ms']} | {p['concurrency']} "
-            f"| {p['rps']:,.0f} | {p['fraction_of_ceiling']:.0%} | {p['p50_ms']:.1f} | {p['p90_ms']:.1f} "
-            f"| {p['p99_ms']:.1f} | {p['non_200']} |"
+            f"| {p['rps']:,.0f} | {p['fraction_of_ceiling']:.0%} | {p['cpu_efficiency']:.0%} | {p['p50_ms']:.1f} "
+            f"| {p['p90_ms']:.1f} | {p['p99_ms']:.1f} | {p['non_200']} |"
         )
+    profile = report.get("profile_c1")
+    if profile:
+        stages = ", ".join(f"{k} {v:.2f}" for k, v in profile["handler_stages_ms"].items())
+        cpu = ", ".join(f"{k} {v:.2f}" for k, v in profile["cpu_ms_per_request"].items())
+        lines += [
+            "",
+            f"One request at concurrency 1 ({profile['config']}), mean ms: client {profile['client_mean_ms']:.2f} = "
+            f"HTTP + frontend {profile['http_and_frontend_ms']:.2f} + queue and batch delay "
+            f"{profile['queue_and_batch_delay_ms']:.2f} + frontend-worker round trip "
+            f"{profile['worker_round_trip_ms']:.2f} + handler {profile['handler_ms']:.2f} ({stages}); "
+            f"CPU per request: {cpu}.",
+        ]
     return "\n".join(lines) + "\n"
 
 
