@@ -438,11 +438,15 @@ def plot(report: dict, path: Path) -> None:
         xs = [p["concurrency"] for p in points]
         ax_rps.plot(xs, [p["rps"] for p in points], marker="o", label=name)
         ax_p99.plot(xs, [p["p99_ms"] for p in points], marker="o", label=name)
-    for batch, value in report["ceiling"]["images_per_s"].items():
+    ceilings = report["ceiling"]["images_per_s"]
+    for value in ceilings.values():
         ax_rps.axhline(value, linestyle="--", linewidth=0.8, color="grey")
-        ax_rps.annotate(f"ceiling, batch {batch}", (1, value), fontsize=7, color="grey", va="bottom")
+    label = "ceiling, batch " + ", ".join(f"{b}: {v:,.0f}" for b, v in ceilings.items())
+    ax_rps.annotate(label, (0.01, max(ceilings.values())), xycoords=("axes fraction", "data"), fontsize=7, va="bottom")
+    ticks = sorted({p["concurrency"] for p in report["points"]})
     for ax, label in ((ax_rps, "requests/s"), (ax_p99, "p99 latency (ms)")):
         ax.set_xscale("log", base=2)
+        ax.set_xticks(ticks, [str(t) for t in ticks])
         ax.set_xlabel("concurrent connections")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
