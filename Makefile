@@ -109,3 +109,10 @@ renew-key: $(STAMP) ## Replace the inference and management keys (they expire af
 
 eval-server: $(STAMP) ## Accuracy through the running server: MNIST test set + user-style renders (reports/)
 	$(PY) scripts/eval_server.py --out reports/eval_server.json
+
+# ---- benchmarks ----------------------------------------------------------
+.PHONY: bench-serve
+
+bench-serve: $(STAMP) ## Serving req/s + latency vs the in-process ceiling: reports/bench_serve.{json,png,md} (ARGS="--configs default --concurrency 32")
+	@test -f $(CHECKPOINT) || $(MAKE) train
+	$(PY) -m scripts.bench_serve --checkpoint $(CHECKPOINT) $(ARGS)

@@ -26,12 +26,12 @@ class MnistHandler(BaseHandler):
     """Decode each request, run the good ones as one batch, answer 400 for the bad ones."""
 
     def initialize(self, context):
-        # Workers, not threads, scale this small CNN: each worker gets its share of the cores,
-        # otherwise two workers on two cores starve each other. OMP_NUM_THREADS wins when set.
+        # Workers, not threads, scale this small CNN: one torch thread each. Intra-op threads
+        # spin-wait for cores that the frontend, the other worker and the clients also need:
+        # measured on 2 cores, one worker with 2 threads spent 2-5x the CPU per request of one
+        # with 1 thread. OMP_NUM_THREADS wins when set.
         if "OMP_NUM_THREADS" not in os.environ:
-            cores = os.cpu_count() or 1
-            workers = int(os.environ.get("MNIST_WORKERS", "0")) or cores
-            torch.set_num_threads(max(1, cores // workers))
+            torch.set_num_threads(1)
         super().initialize(context)
         self.errors = {}
         logger.info("MnistHandler ready on %s with %d CPU thread(s)", self.device, torch.get_num_threads())

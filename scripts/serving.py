@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 MODEL_NAME = "mnist"
 BIN = Path(sys.executable).parent
 READY_TIMEOUT = 180.0
+# Each log line once: TorchServe's default writes several lines per request (see the file).
+LOG_CONFIG = ROOT / "handler" / "log4j2.xml"
 
 
 class ServeError(RuntimeError):
@@ -294,7 +296,6 @@ def start(
     run_dir.mkdir(parents=True, exist_ok=True)
     # Unix sockets have a ~100-byte path limit, hence a short private dir under /tmp.
     tmpdir = tempfile.mkdtemp(prefix="mnist-serve-", dir="/tmp" if os.path.isdir("/tmp") else None)
-    workers = properties.get("default_workers_per_model", "")
     server_env = {
         **os.environ,
         **(env or {}),
@@ -302,14 +303,13 @@ def start(
         "TEMP": tmpdir,
         "LOG_LOCATION": str(run_dir),
         "METRICS_LOCATION": str(run_dir),
-        "MNIST_WORKERS": workers,
         # The worker imports the archive's model/ and handler/ packages, not a checkout's.
         "PYTHONPATH": "",
     }
     with open(run_dir / "torchserve.out", "ab") as out:
         # `torchserve --start` returns at once; its Java child inherits stdout, so that must be a file.
         launcher = subprocess.run(
-            [str(BIN / "torchserve"), "--start", "--ncs", "--ts-config", str(config)],
+            [str(BIN / "torchserve"), "--start", "--ncs", "--ts-config", str(config), "--log-config", str(LOG_CONFIG)],
             cwd=cwd,
             env=server_env,
             stdin=subprocess.DEVNULL,

@@ -1,6 +1,7 @@
 """End to end: a real TorchServe on free loopback ports, real HTTP, the real archive and config."""
 
 import base64
+import json
 import os
 import re
 import subprocess
@@ -301,3 +302,24 @@ def test_curl_without_a_content_type_never_reaches_the_model(server):
     fails = requests.post(url, data=b"\x89PNG=%\xff\xfe", headers=form, timeout=30)
     assert fails.status_code == 500 and fails.json()["type"] == "ErrorDataDecoderException"
     assert predict(server, GOOD_PNG, timeout=30).status_code == 200
+
+
+def test_bench_serve_quick_reports_every_field_and_no_errors(server, checkpoint, tmp_path):
+    """`scripts.bench_serve --quick` against this server: wrk, the ceiling, the JSON, the plot."""
+    out = tmp_path / "bench.json"
+    command = [sys.executable, "-m", "scripts.bench_serve", "--quick", "--attach", server.state["run_dir"]]
+    command += ["--checkpoint", str(checkpoint[0]), "--out", str(out)]
+    command += ["--plot", str(tmp_path / "bench.png"), "--markdown", str(tmp_path / "bench.md")]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(out.read_text())
+    assert set(report["ceiling"]["images_per_s"]) >= {"1", "8", "32"}
+    assert all(value > 0 for value in report["ceiling"]["images_per_s"].values())
+    assert report["single_image_ms"]["handler"] > 0
+    (point,) = report["points"]
+    assert set(report["fields"]) <= set(point), set(report["fields"]) - set(point)
+    assert point["requests"] >= 300 and point["non_200"] == 0 and point["statuses"] == {"200": point["requests"]}
+    assert point["rps"] > 0 and 0 < point["p50_ms"] <= point["p90_ms"] <= point["p99_ms"]
+    assert point["workers"] == len(server.describe()["workers"])
+    assert (tmp_path / "bench.png").stat().st_size > 0
+    assert "| attached |" in (tmp_path / "bench.md").read_text()
