@@ -28,7 +28,7 @@ from train.engine import TrainState, autocast_dtype, evaluate, pick_device, trai
 from train.evaluate import report
 
 DEFAULTS = {
-    "batch_size": 256,
+    "batch_size": 128,
     "lr": 3e-3,
     "weight_decay": 5e-4,
     "label_smoothing": 0.1,
@@ -89,8 +89,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def ema_with_warmup(decay: float):
-    """EMA update whose decay ramps up as (1 + n) / (10 + n), so short runs are not stuck near the init."""
+def ema_with_warmup(decay: float, total_steps: int):
+    """EMA update whose decay ramps up as (1 + n) / (10 + n), so short runs are not stuck near the init.
+
+    The averaging window (1 / (1 - decay) steps) is also kept within a tenth of the run: a
+    one-epoch run would otherwise average in the weights of its high learning-rate phase.
+    """
+    decay = min(decay, 1.0 - 10.0 / max(total_steps, 20))
 
     def update(averaged: torch.Tensor, current: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
         d = min(decay, (1.0 + float(n)) / (10.0 + float(n)))
@@ -148,7 +153,9 @@ def _train(args, train_split, test_split, device: torch.device, log) -> dict:
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     ema = None
     if args.ema_decay:
-        ema = torch.optim.swa_utils.AveragedModel(model, avg_fn=ema_with_warmup(args.ema_decay), use_buffers=True)
+        ema = torch.optim.swa_utils.AveragedModel(
+            model, avg_fn=ema_with_warmup(args.ema_decay, args.epochs * steps), use_buffers=True
+        )
     state = TrainState(model, optimizer, scheduler, device, amp_dtype, scaler, generator, ema, args.label_smoothing)
     final = ema.module if ema is not None else model
     precision = str(amp_dtype).removeprefix("torch.") if amp_dtype else "float32"
