@@ -52,7 +52,9 @@ lint: $(STAMP) ## Lint and check formatting only
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-clean: ## Remove generated outputs (keeps .venv and data/)
+clean: ## Remove generated outputs (keeps .venv and data/; refuses while TorchServe runs)
+	@if [ -x $(PY) ] && $(PY) -m scripts.serving running >/dev/null 2>&1; then \
+		echo "error: TorchServe is running and its state is in logs/: 'make stop' first" >&2; exit 1; fi
 	rm -rf build model_store logs reports mnist_cnn.pth .pytest_cache .ruff_cache
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
