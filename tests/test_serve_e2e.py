@@ -4,6 +4,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -306,6 +307,8 @@ def test_curl_without_a_content_type_never_reaches_the_model(server):
 
 def test_bench_serve_quick_reports_every_field_and_no_errors(server, checkpoint, tmp_path):
     """`scripts.bench_serve --quick` against this server: wrk, the ceiling, the JSON, the plot."""
+    if shutil.which("wrk") is None:
+        pytest.skip("needs the load generator wrk: apt-get install wrk (.ci/run installs it)")
     out = tmp_path / "bench.json"
     command = [sys.executable, "-m", "scripts.bench_serve", "--quick", "--attach", server.state["run_dir"]]
     command += ["--checkpoint", str(checkpoint[0]), "--out", str(out)]
