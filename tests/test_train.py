@@ -121,7 +121,9 @@ def test_same_seed_gives_identical_weights(tmp_path, digits):
 def one_epoch_on_mnist(mnist_dir, tmp_path_factory):
     """`python -m train --epochs 1` on the full MNIST, as a user runs it."""
     tmp = tmp_path_factory.mktemp("mnist-epoch")
-    cmd = [sys.executable, "-m", "train", "--epochs", "1", "--data-dir", str(mnist_dir), "--data-root", str(tmp)]
+    # Batch 128: twice the steps of the default 256, which one short epoch needs.
+    cmd = [sys.executable, "-m", "train", "--epochs", "1", "--batch-size", "128"]
+    cmd += ["--data-dir", str(mnist_dir), "--data-root", str(tmp)]
     cmd += ["--checkpoint", str(tmp / "mnist_cnn.pth"), "--reports-dir", str(tmp / "reports")]
     result = subprocess.run(cmd, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
