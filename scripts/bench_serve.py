@@ -24,7 +24,6 @@ import platform
 import re
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,7 +34,7 @@ from pathlib import Path
 import psutil
 import requests
 
-from scripts.serving import ROOT, ServeError, Server, build_archive, render_config, start
+from scripts.serving import ROOT, ServeError, Server, build_archive, free_ports, render_config, start
 
 LUA = ROOT / "scripts" / "bench_serve.lua"
 SAMPLES = ROOT / "samples"
@@ -201,17 +200,6 @@ def shipped_config(path: Path = ROOT / "config.properties") -> dict:
         "batch_size": number("batchSize"),
         "max_batch_delay_ms": number("maxBatchDelay"),
     }
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def start_server(config: dict, store: Path, workdir: Path, extra: dict) -> Server:

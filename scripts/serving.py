@@ -113,6 +113,18 @@ def render_config(source: Path, dest: Path, overrides: dict) -> Path:
     return Path(dest)
 
 
+def free_ports(count: int) -> list[int]:
+    """Ports nobody listens on right now (the OS picks them)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 def with_port(address: str, port) -> str:
     """``http://127.0.0.1:8080`` with another port."""
     parsed = urlparse(address)

@@ -2,7 +2,6 @@
 
 import io
 import re
-import socket
 import subprocess
 import sys
 import zipfile
@@ -14,7 +13,7 @@ from PIL import Image
 
 from handler.preprocess import to_model_input
 from model import MnistCNN
-from scripts.serving import ROOT, Server, build_archive, render_config, start
+from scripts.serving import ROOT, Server, build_archive, free_ports, render_config, start
 
 
 def untrained_checkpoint(path: Path, seed: int = 0) -> Path:
@@ -41,18 +40,6 @@ def unpacked_archive(checkpoint: Path, workdir: Path) -> Path:
     with zipfile.ZipFile(mar) as archive:
         archive.extractall(model_dir)
     return model_dir
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports nobody listens on right now (the OS picks them)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def start_test_server(checkpoint: Path, workdir: Path, workers: int = 1, timeout: float = 180.0) -> Server:
