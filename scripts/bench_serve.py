@@ -478,6 +478,10 @@ def run(args, log=print) -> dict:
     bodies = sample_bodies()
     body_bytes = [p.read_bytes() for p in bodies]
     defaults = shipped_config()
+    if any("=" not in item for item in args.set):
+        raise ServeError(f"--set takes key=value pairs, got {args.set}")
+    if min(args.concurrency) < 1 or args.requests < 1 or args.requests_c1 < 1:
+        raise ServeError("concurrency and request counts start at 1")
     extra = dict(item.split("=", 1) for item in args.set)
     if args.quick:  # one configuration, one concurrency, a few hundred requests
         args.configs = ["default"] if args.configs == list(CONFIGS) else args.configs[:1]
