@@ -168,7 +168,11 @@ class Server:
         """key_file.json: ``{"inference": {"key", "expiration time"}, "management": ..., "API": ...}``."""
         if not self.key_file.is_file():
             raise ServeError(f"no key file at {self.key_file}: is token authorization on and the server up?")
-        return json.loads(self.key_file.read_text())
+        try:
+            return json.loads(self.key_file.read_text())
+        except json.JSONDecodeError:
+            # TorchServe creates the file before it writes the keys: during start-up it can be empty.
+            raise ServeError(f"the key file {self.key_file} is incomplete: is the server still starting?") from None
 
     def key(self, kind: str) -> str:
         return self.keys()[kind]["key"]

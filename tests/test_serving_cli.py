@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from scripts.serving import ROOT, build_archive, read_properties, render_config
+from scripts.serving import ROOT, ServeError, Server, build_archive, read_properties, render_config
 from tests.serving import untrained_checkpoint
 
 
@@ -75,3 +75,17 @@ def test_render_config_overrides_and_adds_keys(tmp_path):
     config = read_properties(out)
     assert config["inference_address"] == "http://127.0.0.1:1" and config["x"] == "y"
     assert config["models"] == read_properties(ROOT / "config.properties")["models"]
+
+
+def test_a_key_file_still_being_written_is_not_ready_yet(tmp_path):
+    """TorchServe creates key_file.json before it writes the keys; reading it then is a ServeError, not a crash."""
+    key_file = tmp_path / "key_file.json"
+    state = {"pid": os.getpid(), "model": "mnist", "key_file": str(key_file), "run_dir": str(tmp_path)}
+    state |= {"inference": "http://127.0.0.1:9", "management": "http://127.0.0.1:9", "metrics": "http://127.0.0.1:9"}
+    server = Server(state)
+    key_file.write_text("")
+    with pytest.raises(ServeError, match="incomplete"):
+        server.key("management")
+    assert server.ready() is False
+    key_file.write_text(json.dumps({"management": {"key": "abc"}}))
+    assert server.auth("management") == {"Authorization": "Bearer abc"}
