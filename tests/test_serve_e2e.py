@@ -203,15 +203,15 @@ def test_bad_requests_among_concurrent_good_ones_fail_alone(server):
     assert codes == [200 if i % 3 else 400 for i in range(48)]
 
 
+def serving_cli(server, *args: str) -> subprocess.CompletedProcess:
+    """Run the Makefile's serving helper (`python -m scripts.serving ...`) against this server."""
+    command = [sys.executable, "-m", "scripts.serving", "--run-dir", server.state["run_dir"], *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
 def test_scale_workers_to_two_and_back_with_the_cli(server):
     for workers in (2, 1):
-        result = subprocess.run(
-            [sys.executable, "-m", "scripts.serving", "--run-dir", server.state["run_dir"], "scale", str(workers)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        result = serving_cli(server, "scale", str(workers))
         assert result.returncode == 0, result.stderr
         assert f"{workers} worker(s)" in result.stdout
         described = server.describe()["workers"]
@@ -230,23 +230,11 @@ def test_metrics_endpoint_serves_prometheus_text(server):
 
 
 def test_starting_again_while_running_changes_nothing(server):
-    result = subprocess.run(
-        [sys.executable, "-m", "scripts.serving", "--run-dir", server.state["run_dir"], "start"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = serving_cli(server, "start")
     assert result.returncode == 0
     assert "already running" in result.stdout
     assert Server.load(server.state["run_dir"]).pid == server.pid
-    status = subprocess.run(
-        [sys.executable, "-m", "scripts.serving", "--run-dir", server.state["run_dir"], "status"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    status = serving_cli(server, "status")
     assert status.returncode == 0
     assert "READY" in status.stdout and f"{server.inference}/predictions/{server.model}" in status.stdout
 
