@@ -24,8 +24,13 @@ def untrained_checkpoint(path: Path, seed: int = 0) -> Path:
 
 
 def quick_checkpoint(path: Path, mnist_dir: Path, reports_dir: Path) -> Path:
-    """One epoch on 5,000 real digits with the project's training CLI (~30 s on 2 cores)."""
+    """One epoch on 5,000 real digits with the project's training CLI (a few seconds; ~94% on MNIST).
+
+    AdamW at batch 128: the default SGD recipe is tuned for 10 full epochs and is still at
+    chance level after 20 steps.
+    """
     command = [sys.executable, "-m", "train", "--epochs", "1", "--subset", "5000", "--seed", "0"]
+    command += ["--optimizer", "adamw", "--lr", "3e-3", "--batch-size", "128"]
     command += ["--checkpoint", str(path), "--reports-dir", str(reports_dir), "--data-dir", str(mnist_dir)]
     command += ["--data-root", str(reports_dir / "data"), "--device", "cpu"]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)

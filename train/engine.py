@@ -104,15 +104,25 @@ def train_one_epoch(state: TrainState, images: torch.Tensor, labels: torch.Tenso
 
 
 @torch.no_grad()
-def predict_logits(model: torch.nn.Module, inputs: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """fp32 logits for normalised (N, 1, 28, 28) inputs, in eval mode, on the model's device."""
+def predict_logits(
+    model: torch.nn.Module, inputs: torch.Tensor, batch_size: int = 250, amp_dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """fp32 logits for normalised (N, 1, 28, 28) inputs, in eval mode, on the model's device.
+
+    With ``amp_dtype`` the forward pass runs under autocast (a quick look during training);
+    without it, in fp32 as served. The default chunk keeps activations under glibc's 32 MB
+    mmap threshold (see ``train.allocator``), so they are reused instead of page-faulted in.
+    """
     model.eval()
     device = next(model.parameters()).device
-    return torch.cat([model(chunk.to(device)).float().cpu() for chunk in inputs.split(batch_size)])
+    with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        return torch.cat([model(chunk.to(device)).float().cpu() for chunk in inputs.split(batch_size)])
 
 
-def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) in fp32 on uint8 images."""
-    logits = predict_logits(model, normalize(to_input(images)))
+def evaluate(
+    model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, amp_dtype: torch.dtype | None = None
+) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) on uint8 images; fp32 unless ``amp_dtype`` is given."""
+    logits = predict_logits(model, normalize(to_input(images)), amp_dtype=amp_dtype)
     labels = labels.cpu()
     return F.cross_entropy(logits, labels).item(), (logits.argmax(1) == labels).float().mean().item()
