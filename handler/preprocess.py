@@ -182,14 +182,21 @@ def _reducible(image: Image.Image) -> tuple[Image.Image, float]:
 
 def _box3(a: np.ndarray) -> np.ndarray:
     """3x3 mean filter (edges replicated)."""
-    p = np.pad(a, 1, mode="edge")
+    p = np.empty((a.shape[0] + 2, a.shape[1] + 2), dtype=a.dtype)  # np.pad's overhead is most of the cost here
+    p[1:-1, 1:-1] = a
+    p[0, 1:-1], p[-1, 1:-1] = a[0], a[-1]
+    p[:, 0], p[:, -1] = p[:, 1], p[:, -2]
     rows = p[:-2] + p[1:-1] + p[2:]
     return (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) / 9.0
 
 
-def _sample(a: np.ndarray, target: int = 4096) -> np.ndarray:
-    """A regular subsample of about ``target`` pixels: plenty for a median, much cheaper."""
-    step = max(1, math.isqrt(a.size // target))
+def _sample(a: np.ndarray, target: int = 1024) -> np.ndarray:
+    """A regular subsample of at most about ``target`` pixels: plenty for a median, much cheaper.
+
+    A median costs a partition of every pixel it is given; on a 120x120 picture five of them
+    were half of the preprocessing time.
+    """
+    step = max(1, math.ceil(math.sqrt(a.size / target)))
     return a[::step, ::step]
 
 

@@ -86,7 +86,7 @@ def _handler(checkpoint: Path):
     model = MnistCNN()
     model.load_state_dict(torch.load(checkpoint, map_location="cpu"))
     handler = MnistHandler()
-    handler.model, handler.device, handler.initialized = model.eval(), torch.device("cpu"), True
+    handler.model, handler.device, handler.initialized = handler.serving_layout(model), torch.device("cpu"), True
     return handler
 
 

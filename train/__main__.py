@@ -205,7 +205,7 @@ def _train(args, train_split, test_split, device: torch.device, log) -> dict:
         )
     wall = time.perf_counter() - start
 
-    model = final.to(memory_format=torch.contiguous_format).eval()
+    model = final.eval()
     Path(args.checkpoint).parent.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.contiguous() for k, v in model.state_dict().items()}, args.checkpoint)
     extra = {

@@ -116,7 +116,8 @@ def predict_logits(
     model.eval()
     device = next(model.parameters()).device
     with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-        return torch.cat([model(chunk.to(device)).float().cpu() for chunk in inputs.split(batch_size)])
+        chunks = (chunk.to(device, memory_format=torch.channels_last) for chunk in inputs.split(batch_size))
+        return torch.cat([model(chunk).float().cpu() for chunk in chunks])
 
 
 def evaluate(
