@@ -82,7 +82,9 @@ def decode_image(data: bytes) -> Image.Image:
     draft(image)
     try:
         image.load()
-        return ImageOps.exif_transpose(image)
+        # In place: without an EXIF rotation the default returns a copy of every picture.
+        ImageOps.exif_transpose(image, in_place=True)
+        return image
     except (OSError, ValueError, SyntaxError, EOFError) as error:
         raise RequestError(f"the image cannot be decoded (truncated or corrupt): {error}") from None
 
