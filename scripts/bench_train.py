@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from model import MNIST_MEAN, MNIST_STD, MnistCNN  # noqa: E402
 from train.__main__ import build_parser, train  # noqa: E402
-from train.data import DEFAULT_ROOT, DataError, load_mnist  # noqa: E402
+from train.data import DEFAULT_ROOT, load_mnist_or_report  # noqa: E402
 
 
 class PILDigits(Dataset):
@@ -154,11 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.epochs < 1:
         print("error: --epochs must be at least 1", file=sys.stderr)
         return 2
-    try:
-        train_split, test_split = load_mnist(args.data_dir, args.data_root)
-    except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
+    if (splits := load_mnist_or_report(args.data_dir, args.data_root)) is None:
         return 1
+    train_split, test_split = splits
     if args.subset:
         train_split = type(train_split)(train_split.images[: args.subset], train_split.labels[: args.subset])
     # Ours first: it is short, so both see similar load from anything else on the machine.

@@ -27,7 +27,7 @@ if __package__ in (None, ""):  # run as a file: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scripts.serving import Server  # noqa: E402
-from train.data import DEFAULT_ROOT, DataError, load_mnist  # noqa: E402
+from train.data import DEFAULT_ROOT, load_mnist_or_report  # noqa: E402
 
 
 class Client:
@@ -143,11 +143,9 @@ def main(argv=None) -> int:
     if server is None:
         print(f"error: no TorchServe running for {args.run_dir}: run `make serve` first", file=sys.stderr)
         return 1
-    try:
-        _, test = load_mnist(args.data_dir, args.data_root)
-    except DataError as error:
-        print(f"error: {error}", file=sys.stderr)
+    if (splits := load_mnist_or_report(args.data_dir, args.data_root)) is None:
         return 1
+    test = splits[1]
     checkpoint = args.checkpoint if args.checkpoint.is_file() else None
     client = Client(server)
     report = {"mnist_png": eval_mnist(client, test, checkpoint, args.limit, args.concurrency)}

@@ -110,13 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, RuntimeError, UnidentifiedImageError) as err:
         print(f"error: cannot load checkpoint {args.checkpoint}: {str(err).splitlines()[0]}", file=sys.stderr)
         return 1
-    from train.data import DataError, load_mnist  # torchvision: imported only when needed
+    from train.data import load_mnist_or_report  # torchvision: imported only when needed
 
-    try:
-        _, test = load_mnist(args.data_dir)
-    except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
+    if (splits := load_mnist_or_report(args.data_dir)) is None:
         return 1
+    test = splits[1]
     images, labels = test.images.numpy(), test.labels.numpy()
     n = min(args.per_style, len(labels))
     report = {"checkpoint": str(args.checkpoint), "per_style": n, "seed": args.seed, "styles": {}}

@@ -102,13 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="samples", help="folder to write into (default: %(default)s)")
     parser.add_argument("--data-dir", help="local MNIST IDX copy (default: $MNIST_DIR, else data/ or download)")
     args = parser.parse_args(argv)
-    from train.data import DataError, load_mnist
+    from train.data import load_mnist_or_report
 
-    try:
-        _, test = load_mnist(args.data_dir)
-    except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
+    if (splits := load_mnist_or_report(args.data_dir)) is None:
         return 1
+    test = splits[1]
     try:
         written = make_samples(test.images.numpy(), test.labels.numpy(), Path(args.out))
     except OSError as err:

@@ -265,13 +265,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.per_style < 1:
         print("error: --per-style must be at least 1", file=sys.stderr)
         return 2
-    from train.data import DataError, load_mnist
+    from train.data import load_mnist_or_report
 
-    try:
-        _, test = load_mnist(args.data_dir)
-    except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
+    if (splits := load_mnist_or_report(args.data_dir)) is None:
         return 1
+    test = splits[1]
     if args.per_style > len(test):
         print(f"error: --per-style is at most {len(test)} (the MNIST test set)", file=sys.stderr)
         return 2

@@ -110,6 +110,17 @@ def load_mnist(
         raise DataError(f"cannot read MNIST from {raw_dir}: {err}") from None
 
 
+def load_mnist_or_report(
+    data_dir: str | os.PathLike | None = None, root: str | os.PathLike = DEFAULT_ROOT
+) -> tuple[Split, Split] | None:
+    """:func:`load_mnist` for a command's ``main``: None after printing the one-line error."""
+    try:
+        return load_mnist(data_dir, root)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m train.data", description="Fetch or install MNIST and report what is there."
@@ -119,11 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         "--root", default=str(DEFAULT_ROOT), help="where the unpacked data set lives (default: %(default)s)"
     )
     args = parser.parse_args(argv)
-    try:
-        train, test = load_mnist(args.data_dir, args.root)
-    except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
+    if (splits := load_mnist_or_report(args.data_dir, args.root)) is None:
         return 1
+    train, test = splits
     print(f"MNIST ready in {Path(args.root) / 'MNIST'}: {len(train)} training and {len(test)} test images")
     return 0
 
