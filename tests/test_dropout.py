@@ -44,9 +44,13 @@ def test_swap_keeps_the_state_dict_and_the_eval_output():
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 def test_freed_activations_are_reused_not_page_faulted_in_again():
     assert keep_freed_memory() is True
-    torch.empty(20 << 20, dtype=torch.uint8).fill_(1)  # the heap grows once
+    pages = (20 << 20) // resource.getpagesize()
+    for _ in range(2):  # the heap grows to hold it
+        torch.empty(20 << 20, dtype=torch.uint8).fill_(1)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(20):  # 20 MB a time, freed each time: a training step's activations
+    for _ in range(40):  # 20 MB a time, freed each time: a training step's activations
         torch.empty(20 << 20, dtype=torch.uint8).fill_(1)
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-    assert faults < 1000  # handed back to the kernel, each would fault in 5,120 pages again
+    # Handed back to the kernel, the block faults in again and again (glibc's defaults
+    # here: tens of thousands of faults); kept, the heap grows at most once or twice more.
+    assert faults < 2 * pages
