@@ -181,13 +181,30 @@ def _reducible(image: Image.Image) -> tuple[Image.Image, float]:
 
 
 def _box3(a: np.ndarray) -> np.ndarray:
-    """3x3 mean filter (edges replicated)."""
+    """3x3 sum filter (edges replicated): nine times the mean, one division saved per call.
+
+    Built in place from one padded copy: on pictures of 100-250 pixels a side each array
+    numpy allocates costs about as much as the arithmetic.
+    """
     p = np.empty((a.shape[0] + 2, a.shape[1] + 2), dtype=a.dtype)  # np.pad's overhead is most of the cost here
     p[1:-1, 1:-1] = a
     p[0, 1:-1], p[-1, 1:-1] = a[0], a[-1]
     p[:, 0], p[:, -1] = p[:, 1], p[:, -2]
-    rows = p[:-2] + p[1:-1] + p[2:]
-    return (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) / 9.0
+    rows = p[:-2] + p[1:-1]
+    rows += p[2:]
+    out = rows[:, :-2] + rows[:, 1:-1]
+    out += rows[:, 2:]
+    return out
+
+
+def _median(a: np.ndarray) -> float:
+    """``np.median`` of all of ``a``: the same partition without its per-call overhead (4x faster here)."""
+    flat = a.ravel()
+    k = flat.size // 2
+    if flat.size % 2:
+        return float(np.partition(flat, k)[k])
+    low, high = np.partition(flat, (k - 1, k))[k - 1 : k + 1]
+    return (float(low) + float(high)) / 2
 
 
 def _sample(a: np.ndarray, target: int = 1024) -> np.ndarray:
@@ -220,15 +237,43 @@ def _tile_level(x: np.ndarray, quantile: float) -> np.ndarray:
     sh, sw = sub.shape
     tile = max(8, max(sh, sw) // 8)
     gh, gw = math.ceil(sh / tile), math.ceil(sw / tile)
-    padded = np.pad(sub, ((0, gh * tile - sh), (0, gw * tile - sw)), mode="reflect" if min(sh, sw) > tile else "edge")
+    # Partial tiles at the bottom and right are completed by mirroring (by repeating the edge
+    # when the picture is narrower than a tile).
+    padded = np.empty((gh * tile, gw * tile), dtype=x.dtype)
+    padded[:sh, :sw] = sub
+    mirror = min(sh, sw) > tile
+    if gh * tile > sh:
+        padded[sh:, :sw] = sub[::-1][1 : 1 + gh * tile - sh] if mirror else sub[-1]
+    if gw * tile > sw:
+        padded[:, sw:] = padded[:, :sw][:, ::-1][:, 1 : 1 + gw * tile - sw] if mirror else padded[:, sw - 1 : sw]
     tiles = padded.reshape(gh, tile, gw, tile).transpose(0, 2, 1, 3).reshape(gh, gw, tile * tile)
     k = int(quantile * (tile * tile - 1))
-    p = np.pad(np.partition(tiles, k, axis=-1)[..., k], 1, mode="edge")
-    level = np.median(np.stack([p[i : i + gh, j : j + gw] for i in range(3) for j in range(3)]), axis=0)
-    # Resizing the grid to the padded size puts tile centres at (i + 0.5) * tile.
-    size = (gw * tile * step, gh * tile * step)
-    grid = Image.fromarray(level.astype(np.float32)).resize(size, Image.Resampling.BILINEAR)
-    return np.asarray(grid)[:h, :w]
+    p = np.empty((gh + 2, gw + 2), dtype=x.dtype)  # the tiles' levels, edges repeated
+    p[1:-1, 1:-1] = np.partition(tiles, k, axis=-1)[..., k]
+    p[0, 1:-1], p[-1, 1:-1] = p[1, 1:-1], p[-2, 1:-1]
+    p[:, 0], p[:, -1] = p[:, 1], p[:, -2]
+    neighbours = np.empty((9, gh, gw), dtype=x.dtype)
+    for n in range(9):
+        neighbours[n] = p[n // 3 : n // 3 + gh, n % 3 : n % 3 + gw]
+    level = np.partition(neighbours, 4, axis=0)[4]  # the median of nine
+    # Tile centres sit at (i + 0.5) * tile * step pixels.
+    return _upsample_rows(h, gh, tile * step) @ level @ _upsample_rows(w, gw, tile * step).T
+
+
+def _upsample_rows(n_out: int, n_in: int, cell: float) -> np.ndarray:
+    """The (n_out, n_in) matrix of bilinear interpolation from cells of ``cell`` pixels, edges clamped.
+
+    As Pillow's bilinear upscaling, but two small matrix products replace converting
+    to and from an image and the resize of a padded copy (a third of this stage's time).
+    """
+    src = np.clip((np.arange(n_out, dtype=np.float32) + 0.5) / cell - 0.5, 0.0, n_in - 1)
+    first = np.minimum(src.astype(np.intp), max(n_in - 2, 0))
+    weights = np.zeros((n_out, n_in), dtype=np.float32)
+    rows = np.arange(n_out)
+    weights[rows, first] = 1.0 - (src - first)
+    if n_in > 1:
+        weights[rows, first + 1] = src - first
+    return weights
 
 
 def _ink_and_background(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray | float, bool]:
@@ -241,12 +286,12 @@ def _ink_and_background(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray | floa
     the paper, so it only strengthens the right answer.) The background under
     bright ink is then a low per-tile quantile (a high one on paper).
     """
-    median = float(np.median(_sample(grey)))
-    smooth = _box3(grey) if min(grey.shape) >= 3 else grey
-    paper = median - float(smooth.min()) > float(smooth.max()) - median
+    median = 9.0 * _median(_sample(grey))  # on the scale of the 3x3 sums
+    sums = _box3(grey) if min(grey.shape) >= 3 else 9.0 * grey
+    paper = median - float(sums.min()) > float(sums.max()) - median
     x = 1.0 - grey if paper else grey
     if min(x.shape) < SMALL_SIDE:
-        return x, float(np.median(_border(x))), paper
+        return x, _median(_border(x)), paper
     return x, _tile_level(x, 0.25), paper
 
 
@@ -261,20 +306,23 @@ def _clean_ink(x: np.ndarray, background: np.ndarray | float, paper: bool) -> np
     """
     ink = x - background
     if paper:
-        ink = ink / np.maximum(1.0 - background, 0.05)
-    smooth = _box3(ink) if min(ink.shape) >= 3 else ink
-    sample = _sample(smooth)
-    centre = float(np.median(sample))
-    noise = 1.4826 * float(np.median(np.abs(sample - centre)))
-    peak = float(smooth.max()) - centre
+        ink /= np.maximum(1.0 - background, 0.05)
+    # 3x3 sums, nine times the means: the levels are scaled instead of every pixel.
+    sums = _box3(ink) if min(ink.shape) >= 3 else 9.0 * ink
+    sample = _sample(sums)
+    centre = _median(sample) / 9.0
+    noise = 1.4826 * _median(np.abs(sample - 9.0 * centre)) / 9.0
+    peak = float(sums.max()) / 9.0 - centre
     if peak < MIN_CONTRAST or peak < NOISE_MARGIN * noise:
         raise PreprocessError("no digit found in the image: it is blank (no ink stands out from the background)")
     # Noise and faint background fall below `low`; stroke cores (the typical level
     # of clearly inked pixels) reach 1.
     low = centre + max(0.25 * peak, 4.0 * noise)
-    strong = ink[smooth > centre + 0.5 * peak]
-    high = max(float(np.median(strong)) if strong.size else centre + peak, low + 1e-3)
-    return np.clip((ink - low) / (high - low), 0.0, 1.0)
+    strong = ink[sums > 9.0 * (centre + 0.5 * peak)]
+    high = max(_median(strong) if strong.size else centre + peak, low + 1e-3)
+    ink -= low
+    ink *= 1.0 / (high - low)
+    return np.clip(ink, 0.0, 1.0, out=ink)
 
 
 # ---- 4. MNIST layout --------------------------------------------------------------------
@@ -282,8 +330,9 @@ def _clean_ink(x: np.ndarray, background: np.ndarray | float, paper: bool) -> np
 
 def _ink_span(profile: np.ndarray) -> tuple[int, int]:
     """[start, stop) of the inked runs of a 1-D profile, ignoring small runs cut off by gaps."""
-    inked = profile > 0
-    edges = np.flatnonzero(np.diff(np.concatenate([[False], inked, [False]]).astype(np.int8)))
+    inked = np.zeros(profile.size + 2, dtype=bool)
+    inked[1:-1] = profile > 0
+    edges = np.flatnonzero(inked[1:] != inked[:-1])
     starts, stops = edges[0::2], edges[1::2]
     mass = np.add.reduceat(profile, starts) if len(starts) else np.zeros(0)
     keep = (mass >= 0.05 * mass.sum()) | (mass == mass.max())
@@ -312,11 +361,12 @@ def _mnist_layout(ink: np.ndarray) -> np.ndarray:
     mask = ink > 0.25
     # Isolated pixels (noise that survived the threshold) do not make the box.
     if min(mask.shape) >= 3:
-        mask &= _box3(mask.astype(np.float32)) > 2.5 / 9
+        mask &= _box3(mask.view(np.uint8)) > 2  # at least 3 of the 9 pixels inked
     if not mask.any():
         raise PreprocessError("no digit found in the image: it is blank (no ink stands out from the background)")
-    top, bottom = _ink_span(mask.sum(axis=1).astype(np.float32))
-    left, right = _ink_span(mask.sum(axis=0).astype(np.float32))
+    counts = mask.view(np.uint8)
+    top, bottom = _ink_span(counts.sum(axis=1, dtype=np.int32))
+    left, right = _ink_span(counts.sum(axis=0, dtype=np.int32))
     crop = ink[top:bottom, left:right]
     h, w = crop.shape
     if max(h, w) < max(2, MIN_DIGIT * max(ink.shape)):
@@ -324,7 +374,9 @@ def _mnist_layout(ink: np.ndarray) -> np.ndarray:
     scale = FIT / max(h, w)
     crop = _thicken(crop, scale)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small = np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize(size, RESAMPLE))
+    crop = np.ascontiguousarray(crop)
+    picture = Image.frombuffer("F", (crop.shape[1], crop.shape[0]), crop, "raw", "F", 0, 1)
+    small = np.asarray(picture.resize(size, RESAMPLE))
     small = np.clip(small / max(float(small.max()), 1e-6), 0.0, 1.0)
     mass = float(small.sum())
     cy = float(small.sum(axis=1) @ np.arange(small.shape[0], dtype=np.float32)) / mass
