@@ -15,6 +15,7 @@ from ts.torch_handler.base_handler import BaseHandler
 
 from handler.decode import RequestError, request_image
 from handler.preprocess import PreprocessError, to_model_input
+from model.inference import for_inference
 
 logger = logging.getLogger(__name__)
 
@@ -33,18 +34,9 @@ class MnistHandler(BaseHandler):
         if "OMP_NUM_THREADS" not in os.environ:
             torch.set_num_threads(1)
         super().initialize(context)
-        self.model = self.serving_layout(self.model)
+        self.model = for_inference(self.model)
         self.errors = {}
         logger.info("MnistHandler ready on %s with %d CPU thread(s)", self.device, torch.get_num_threads())
-
-    @staticmethod
-    def serving_layout(model: torch.nn.Module) -> torch.nn.Module:
-        """The model in eval mode and channels-last memory format, as the worker runs it.
-
-        oneDNN's channels-last convolutions run a batch of 8 2.3x faster on one thread here;
-        ``train.evaluate`` uses the same layout, so offline and served probabilities are identical.
-        """
-        return model.eval().to(memory_format=torch.channels_last)
 
     def preprocess(self, data):
         """Return the (n_good, 1, 28, 28) batch; remember a client message per bad position."""

@@ -44,6 +44,11 @@ CEILING_BATCHES = (1, 8, 32)
 # batching on with a short and a longer delay, and bigger batches.
 CONFIGS = ("default", "w1-b1-d0", "w2-b1-d0", "w1-b8-d1", "w2-b8-d5", "w2-b16-d2")
 CONFIG_PATTERN = re.compile(r"^w(\d+)-b(\d+)-d(\d+)$")
+# Warm-up rounds repeat until the JVM's JIT compiler threads use less than this share of a core:
+# on 2 cores they were still compiling (a third of a core) after 5,000 requests, and took
+# 20,000-50,000 to settle.
+JIT_QUIET = 0.02
+WARMUP_ROUNDS = 15
 # Every point in the JSON report has these (documented in the README).
 FIELDS = (
     "config",
@@ -82,11 +87,12 @@ def _handler(checkpoint: Path):
 
     from handler.mnist_handler import MnistHandler
     from model import MnistCNN
+    from model.inference import for_inference
 
     model = MnistCNN()
     model.load_state_dict(torch.load(checkpoint, map_location="cpu"))
     handler = MnistHandler()
-    handler.model, handler.device, handler.initialized = handler.serving_layout(model), torch.device("cpu"), True
+    handler.model, handler.device, handler.initialized = for_inference(model), torch.device("cpu"), True
     return handler
 
 
@@ -247,6 +253,35 @@ def wrk(server: Server, bodies: list[Path], concurrency: int, count: int, thread
     return json.loads(line.removeprefix("BENCH_JSON "))
 
 
+def jit_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds so far of the JVM's JIT compiler threads (from /proc: Linux), else None."""
+    tasks = Path(f"/proc/{pid}/task")
+    if not tasks.is_dir():
+        return None
+    total = 0.0
+    for task in tasks.iterdir():
+        try:
+            if (task / "comm").read_text().startswith(("C1 Compiler", "C2 Compiler")):
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+        except (OSError, IndexError, ValueError):
+            pass  # the thread ended
+    return total
+
+
+def warm_up(server: Server, bodies: list[Path], requests: int, max_rounds: int) -> int:
+    """Rounds of ``requests`` answers at concurrency 32 until the JIT compilers are quiet; the rounds sent."""
+    rounds = 0
+    while rounds < max_rounds:
+        before, start = jit_cpu_seconds(server.pid), time.monotonic()
+        wrk(server, bodies, 32, requests)
+        rounds += 1
+        after = jit_cpu_seconds(server.pid)
+        if before is None or after is None or (after - before) / (time.monotonic() - start) < JIT_QUIET:
+            break
+    return rounds
+
+
 def scrape_metrics(server: Server) -> dict:
     """TorchServe's cumulative request counters and microsecond latencies, and our batch counters."""
     text = requests.get(f"{server.metrics}/metrics", timeout=10).text
@@ -317,7 +352,7 @@ def log_point(point: dict, log) -> None:
 
 
 def run_config(config, store, workdir, bodies, concurrencies, counts, warmup, extra, log) -> list[dict]:
-    """Start one server, warm it up, one wrk run per concurrency, stop it."""
+    """Start one server, warm it up (``warmup``: answers per round, most rounds), run wrk per concurrency, stop it."""
     log(
         f"{config['name']}: {config['workers']} worker(s), batch {config['batch_size']}, "
         f"delay {config['max_batch_delay_ms']} ms: starting TorchServe ..."
@@ -325,10 +360,11 @@ def run_config(config, store, workdir, bodies, concurrencies, counts, warmup, ex
     server = start_server(config, store, workdir, extra)
     points = []
     try:
-        if warmup:  # the JVM compiles its hot paths over the first few thousand requests
-            wrk(server, bodies, 32, warmup)
+        rounds = warm_up(server, bodies, *warmup) if warmup[0] else 0
+        log(f"  warmed up: {rounds} round(s) of {warmup[0]} answers")
         for concurrency in concurrencies:
-            points.append(measure(server, config, bodies, concurrency, counts(concurrency)))
+            point = measure(server, config, bodies, concurrency, counts(concurrency))
+            points.append({**point, "warmup_rounds": rounds})
             log_point(points[-1], log)
     finally:
         server.stop()
@@ -462,7 +498,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--requests", type=int, default=4000, help="answers per point (default 4000)")
     parser.add_argument("--requests-c1", type=int, default=2000, help="answers per point at concurrency 1 (2000)")
     parser.add_argument(
-        "--warmup", type=int, default=5000, help="answers discarded after each start, at concurrency 32 (5000)"
+        "--warmup", type=int, default=5000, help="answers per warm-up round after each start, at concurrency 32 (5000)"
+    )
+    parser.add_argument(
+        "--warmup-rounds",
+        type=int,
+        default=WARMUP_ROUNDS,
+        help=f"most warm-up rounds: they stop once the JVM's JIT compilers are quiet ({WARMUP_ROUNDS})",
     )
     parser.add_argument("--ceiling-seconds", type=float, default=3.0, help="seconds per ceiling measurement (3)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra config.properties overrides")
@@ -482,12 +524,14 @@ def run(args, log=print) -> dict:
         raise ServeError(f"--set takes key=value pairs, got {args.set}")
     if min(args.concurrency) < 1 or args.requests < 1 or args.requests_c1 < 1:
         raise ServeError("concurrency and request counts start at 1")
+    if args.warmup < 0 or args.warmup_rounds < 1:
+        raise ServeError("--warmup is 0 (none) or more answers, --warmup-rounds 1 or more")
     extra = dict(item.split("=", 1) for item in args.set)
     if args.quick:  # one configuration, one concurrency, a few hundred requests
         args.configs = ["default"] if args.configs == list(CONFIGS) else args.configs[:1]
         args.concurrency = [8] if args.concurrency == list(CONCURRENCY) else args.concurrency[:1]
         args.requests = args.requests_c1 = 300
-        args.warmup, args.ceiling_seconds = 100, 0.5
+        args.warmup, args.warmup_rounds, args.ceiling_seconds = 100, 1, 0.5
 
     def counts(c: int) -> int:
         return args.requests_c1 if c == 1 else args.requests
@@ -528,7 +572,7 @@ def run(args, log=print) -> dict:
 
     if attached is not None:
         if args.warmup:
-            wrk(attached, bodies, 32, args.warmup)
+            warm_up(attached, bodies, args.warmup, args.warmup_rounds)
         for concurrency in args.concurrency:
             points.append(measure(attached, configs[0], bodies, concurrency, counts(concurrency)))
             log_point(points[-1], log)
@@ -539,7 +583,8 @@ def run(args, log=print) -> dict:
             for index, config in enumerate(configs):
                 workdir = Path(work, f"{index}-{config['name']}")
                 workdir.mkdir()
-                points += run_config(config, store, workdir, bodies, args.concurrency, counts, args.warmup, extra, log)
+                warmup = (args.warmup, args.warmup_rounds)
+                points += run_config(config, store, workdir, bodies, args.concurrency, counts, warmup, extra, log)
     for point in points:
         point["ceiling_images_per_s"] = rates[point["batch_size"]] if point["batch_size"] in rates else None
         point["fraction_of_ceiling"] = round(point["rps"] / point["ceiling_images_per_s"], 3)
@@ -556,6 +601,7 @@ def run(args, log=print) -> dict:
         "requests": args.requests,
         "requests_c1": args.requests_c1,
         "warmup": args.warmup,
+        "warmup_rounds_max": args.warmup_rounds,
         "set": extra,
     }
     return report

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from model import MnistCNN
+from model.inference import for_inference
 from train.allocator import keep_freed_memory
 from train.cli import (
     CliError,
@@ -218,7 +219,8 @@ def _train(args, train_split, test_split, device: torch.device, log) -> dict:
         "options": {k: v for k, v in vars(args).items()},
         "checkpoint": str(args.checkpoint),
     }
-    metrics = report(model, test_split, Path(args.reports_dir), extra)
+    # Scored as the server runs it (batch norm folded, channels-last): the same probabilities.
+    metrics = report(for_inference(model), test_split, Path(args.reports_dir), extra)
     log(
         f"test accuracy {metrics['test_accuracy']:.4%} in {wall:.1f}s; "
         f"weights in {args.checkpoint}, reports in {args.reports_dir}/"

@@ -15,6 +15,7 @@ from PIL import Image
 
 from handler.preprocess import to_model_input
 from model import MnistCNN
+from model.inference import for_inference
 from train.cli import CliError, OneLineParser, check_writable_dir, fail
 from train.data import DEFAULT_ROOT, DataError, Split, load_mnist
 from train.engine import pick_device, predict_logits
@@ -37,8 +38,8 @@ def load_checkpoint(path: Path, device: torch.device) -> MnistCNN:
     except Exception as err:  # torch.load/load_state_dict raise many types for a bad file
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CliError(f"checkpoint {path} is not an MnistCNN state_dict: {first_line}") from None
-    # Channels-last, as the serving handler runs it (faster, and the same floating-point results).
-    return model.to(device, memory_format=torch.channels_last).eval()
+    # As the serving handler runs it: the same floating-point results.
+    return for_inference(model.to(device))
 
 
 def evaluate_model(model: torch.nn.Module, test: Split) -> tuple[dict, np.ndarray]:
