@@ -21,6 +21,14 @@ logger = logging.getLogger(__name__)
 
 # HTTP status lines stay standard; the JSON body says what is wrong.
 REASONS = {400: "Bad Request", 500: "Internal Server Error"}
+# TorchServe's worker logs this for every batch (ts/protocol/otf_message_handler.py); the frontend
+# reads each line and writes it to model_log.log.
+PER_BATCH_LINE = "Backend received inference at: %d"
+
+
+def not_per_batch_line(record: logging.LogRecord) -> bool:
+    """Logging filter: drop TorchServe's per-batch line, keep everything else."""
+    return record.msg != PER_BATCH_LINE
 
 
 class MnistHandler(BaseHandler):
@@ -34,6 +42,8 @@ class MnistHandler(BaseHandler):
         if "OMP_NUM_THREADS" not in os.environ:
             torch.set_num_threads(1)
         super().initialize(context)
+        # A line per batch is most of model_log.log under load, and costs both processes CPU.
+        logging.getLogger().addFilter(not_per_batch_line)
         self.model = for_inference(self.model)
         self.errors = {}
         logger.info("MnistHandler ready on %s with %d CPU thread(s)", self.device, torch.get_num_threads())

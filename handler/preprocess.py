@@ -72,8 +72,8 @@ def to_model_input(image: Image.Image) -> torch.Tensor:
         return normalize(torch.from_numpy(mnist)).unsqueeze(0)
     grey = _grey(image)
     x, background, paper = _ink_and_background(grey)
-    digit = _clean_ink(x, background, paper)
-    return normalize(torch.from_numpy(_mnist_layout(digit))).unsqueeze(0)
+    ink, levels = _ink_levels(x, background, paper)
+    return normalize(torch.from_numpy(_mnist_layout(ink, levels))).unsqueeze(0)
 
 
 def draft(image: Image.Image) -> None:
@@ -298,9 +298,10 @@ def _ink_and_background(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray | floa
 # ---- 3. noise and contrast --------------------------------------------------------------
 
 
-def _clean_ink(x: np.ndarray, background: np.ndarray | float, paper: bool) -> np.ndarray:
-    """Ink in [0, 1] with background and noise at 0 and stroke cores at 1.
+def _ink_levels(x: np.ndarray, background: np.ndarray | float, paper: bool) -> tuple[np.ndarray, tuple]:
+    """(ink above the background, (low, high)): the levels that :func:`_stretch` maps to 0 and 1.
 
+    Below ``low`` is background and noise; ``high`` is the typical level of stroke cores.
     ``paper``: the picture was dark ink on light paper; dividing by the paper's
     brightness (flat-fielding) keeps ink in a shadow as strong as in the light.
     """
@@ -320,9 +321,15 @@ def _clean_ink(x: np.ndarray, background: np.ndarray | float, paper: bool) -> np
     low = centre + max(0.25 * peak, 4.0 * noise)
     strong = ink[sums > 9.0 * (centre + 0.5 * peak)]
     high = max(_median(strong) if strong.size else centre + peak, low + 1e-3)
-    ink -= low
-    ink *= 1.0 / (high - low)
-    return np.clip(ink, 0.0, 1.0, out=ink)
+    return ink, (low, high)
+
+
+def _stretch(ink: np.ndarray, levels: tuple) -> np.ndarray:
+    """Ink in [0, 1]: ``levels`` (low, high) mapped to 0 and 1, clipped (a new array)."""
+    low, high = levels
+    out = ink - low
+    out *= 1.0 / (high - low)
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 # ---- 4. MNIST layout --------------------------------------------------------------------
@@ -330,6 +337,9 @@ def _clean_ink(x: np.ndarray, background: np.ndarray | float, paper: bool) -> np
 
 def _ink_span(profile: np.ndarray) -> tuple[int, int]:
     """[start, stop) of the inked runs of a 1-D profile, ignoring small runs cut off by gaps."""
+    nonzero = np.flatnonzero(profile)
+    if nonzero[-1] - nonzero[0] + 1 == nonzero.size:  # one run, the usual case
+        return int(nonzero[0]), int(nonzero[-1]) + 1
     inked = np.zeros(profile.size + 2, dtype=bool)
     inked[1:-1] = profile > 0
     edges = np.flatnonzero(inked[1:] != inked[:-1])
@@ -342,45 +352,51 @@ def _ink_span(profile: np.ndarray) -> tuple[int, int]:
 def _stroke_width(ink: np.ndarray) -> float:
     """Mean stroke width in pixels: twice the inked area over its outline length."""
     b = ink > 0.5
-    outline = int((b[1:] != b[:-1]).sum() + (b[:, 1:] != b[:, :-1]).sum())
-    return 2.0 * float(b.sum()) / max(outline, 1)
+    outline = np.count_nonzero(b[1:] != b[:-1]) + np.count_nonzero(b[:, 1:] != b[:, :-1])
+    return 2.0 * np.count_nonzero(b) / max(outline, 1)
 
 
 def _thicken(crop: np.ndarray, scale: float) -> np.ndarray:
     """Grow strokes that would be thinner than THIN_STROKE pixels at the 20x20 scale."""
     width = _stroke_width(crop) * scale
     steps = round((THIN_TARGET - width) / (2 * scale)) if width < THIN_STROKE else 0
-    for _ in range(min(steps, 8)):
-        p = np.pad(crop, 1)
-        crop = np.maximum.reduce([p[1:-1, 1:-1], p[:-2, 1:-1], p[2:, 1:-1], p[1:-1, :-2], p[1:-1, 2:]])
+    for _ in range(min(steps, 8)):  # each pixel takes the largest of itself and its 4 neighbours
+        grown = crop.copy()
+        np.maximum(grown[1:], crop[:-1], out=grown[1:])
+        np.maximum(grown[:-1], crop[1:], out=grown[:-1])
+        np.maximum(grown[:, 1:], crop[:, :-1], out=grown[:, 1:])
+        np.maximum(grown[:, :-1], crop[:, 1:], out=grown[:, :-1])
+        crop = grown
     return crop
 
 
-def _mnist_layout(ink: np.ndarray) -> np.ndarray:
-    """Crop to the ink box, fit in FIT x FIT, centre by mass in SIDE x SIDE."""
-    mask = ink > 0.25
+def _mnist_layout(ink: np.ndarray, levels: tuple) -> np.ndarray:
+    """Crop to the ink box, stretch ``levels`` to [0, 1], fit in FIT x FIT, centre by mass in SIDE x SIDE."""
+    low, high = levels
+    mask = ink > low + 0.25 * (high - low)  # a quarter of the way to stroke cores
     # Isolated pixels (noise that survived the threshold) do not make the box.
     if min(mask.shape) >= 3:
         mask &= _box3(mask.view(np.uint8)) > 2  # at least 3 of the 9 pixels inked
-    if not mask.any():
-        raise PreprocessError("no digit found in the image: it is blank (no ink stands out from the background)")
     counts = mask.view(np.uint8)
-    top, bottom = _ink_span(counts.sum(axis=1, dtype=np.int32))
+    rows = counts.sum(axis=1, dtype=np.int32)
+    if not rows.any():
+        raise PreprocessError("no digit found in the image: it is blank (no ink stands out from the background)")
+    top, bottom = _ink_span(rows)
     left, right = _ink_span(counts.sum(axis=0, dtype=np.int32))
-    crop = ink[top:bottom, left:right]
+    crop = _stretch(ink[top:bottom, left:right], levels)
     h, w = crop.shape
     if max(h, w) < max(2, MIN_DIGIT * max(ink.shape)):
         raise PreprocessError("no digit found in the image: only a speck, too small to be a digit")
     scale = FIT / max(h, w)
     crop = _thicken(crop, scale)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    crop = np.ascontiguousarray(crop)
     picture = Image.frombuffer("F", (crop.shape[1], crop.shape[0]), crop, "raw", "F", 0, 1)
     small = np.asarray(picture.resize(size, RESAMPLE))
-    small = np.clip(small / max(float(small.max()), 1e-6), 0.0, 1.0)
+    # Bilinear weights are positive: the result stays in [0, max], so no clipping is needed.
+    small = small / max(float(small.max()), 1e-6)
     mass = float(small.sum())
-    cy = float(small.sum(axis=1) @ np.arange(small.shape[0], dtype=np.float32)) / mass
-    cx = float(small.sum(axis=0) @ np.arange(small.shape[1], dtype=np.float32)) / mass
+    cy = float(small.sum(axis=1) @ _INDEX[: small.shape[0]]) / mass
+    cx = float(small.sum(axis=0) @ _INDEX[: small.shape[1]]) / mass
     top = min(max(round(CENTRE - cy), 0), SIDE - small.shape[0])
     left = min(max(round(CENTRE - cx), 0), SIDE - small.shape[1])
     out = np.zeros((SIDE, SIDE), dtype=np.float32)

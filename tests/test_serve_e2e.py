@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -227,6 +228,14 @@ def test_metrics_endpoint_serves_prometheus_text(server):
     assert "# TYPE ts_inference_requests_total counter" in response.text
     assert "# TYPE InferenceImages counter" in response.text and "# TYPE InferenceBatches counter" in response.text
     assert metric(server, "ts_inference_requests_total") > 0
+
+
+def test_model_log_has_the_handler_lines_but_not_a_line_per_batch(server):
+    for _ in range(4):
+        assert predict(server, GOOD_PNG, timeout=30).status_code == 200
+    log = Path(server.state["run_dir"], "model_log.log")
+    assert wait_for(lambda: "MnistHandler ready" in log.read_text(), True)
+    assert "Backend received inference" not in log.read_text()
 
 
 def test_starting_again_while_running_changes_nothing(server):
