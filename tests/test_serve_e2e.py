@@ -133,8 +133,9 @@ def test_user_style_picture_is_read(server, trained, mnist):
 def test_concurrent_requests_are_batched(server):
     batches, images = metric(server, "InferenceBatches"), metric(server, "InferenceImages")
     with ThreadPoolExecutor(max_workers=16) as pool:
-        codes = list(pool.map(lambda _: predict(server, GOOD_PNG, timeout=60).status_code, range(96)))
-    assert codes == [200] * 96
+        responses = list(pool.map(lambda _: predict(server, GOOD_PNG, timeout=60), range(96)))
+    assert [response.status_code for response in responses] == [200] * 96
+    assert all(response.headers["Content-Type"] == "application/json" for response in responses)
     # The frontend reads the workers' metrics from their logs, a moment after the answers.
     new_images = wait_for(lambda: metric(server, "InferenceImages") - images, 96)
     new_batches = metric(server, "InferenceBatches") - batches
