@@ -6,6 +6,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# zlib-ng, built by `make install` when cmake and a C compiler are there: every Python process
+# (TorchServe's workers too) decodes PNGs with it instead of the system zlib (scripts/build_zlib_ng.sh).
+export LD_LIBRARY_PATH := $(CURDIR)/$(VENV)/lib/zlib-ng$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PATH))
 
 .DEFAULT_GOAL := help
 .PHONY: help install data test lint clean
@@ -15,12 +18,13 @@ help: ## List the targets
 
 # ---- setup ---------------------------------------------------------------
 
-install: $(STAMP) ## Create .venv with the pinned requirements (checks Java >= 11)
+install: $(STAMP) ## Create .venv with the pinned requirements and zlib-ng (checks Java >= 11)
 
-$(STAMP): requirements.txt requirements-dev.txt scripts/check_java.sh
+$(STAMP): requirements.txt requirements-dev.txt scripts/check_java.sh scripts/build_zlib_ng.sh
 	@scripts/check_java.sh
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@scripts/build_zlib_ng.sh $(VENV)
 	@touch $@
 
 data: $(STAMP) ## Get MNIST into data/ (from MNIST_DIR when set, else download)

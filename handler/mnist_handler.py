@@ -9,6 +9,7 @@ class in this module.
 import json
 import logging
 import os
+import zlib
 
 import torch
 from ts.torch_handler.base_handler import BaseHandler
@@ -46,7 +47,13 @@ class MnistHandler(BaseHandler):
         logging.getLogger().addFilter(not_per_batch_line)
         self.model = for_inference(self.model)
         self.errors = {}
-        logger.info("MnistHandler ready on %s with %d CPU thread(s)", self.device, torch.get_num_threads())
+        # zlib is Pillow's PNG inflater too: "zlib-ng" here means scripts/build_zlib_ng.sh's library is in use.
+        logger.info(
+            "MnistHandler ready on %s with %d CPU thread(s), zlib %s",
+            self.device,
+            torch.get_num_threads(),
+            zlib.ZLIB_RUNTIME_VERSION,
+        )
 
     def preprocess(self, data):
         """Return the (n_good, 1, 28, 28) batch; remember a client message per bad position."""

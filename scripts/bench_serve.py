@@ -29,12 +29,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import psutil
 import requests
 
-from scripts.serving import ROOT, ServeError, Server, build_archive, free_ports, render_config, start
+from scripts.serving import ROOT, ServeError, Server, build_archive, free_ports, render_config, start, zlib_ng_env
 
 LUA = ROOT / "scripts" / "bench_serve.lua"
 SAMPLES = ROOT / "samples"
@@ -410,6 +411,7 @@ def machine() -> dict:
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "torch": torch.__version__,
+        "zlib": zlib.ZLIB_RUNTIME_VERSION,
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
 
@@ -626,5 +628,18 @@ def main(argv=None) -> int:
     return 0
 
 
+def _decode_like_the_workers() -> None:
+    """Restart this process on zlib-ng when the workers get it (scripts.serving) and it has not.
+
+    The in-process figures must inflate the PNGs with the workers' zlib, and the dynamic linker
+    reads LD_LIBRARY_PATH only when a process starts (``make bench-serve`` sets it already).
+    """
+    env = zlib_ng_env(os.environ)
+    restarted = env and os.environ.get("LD_LIBRARY_PATH") == env["LD_LIBRARY_PATH"]
+    if env and not restarted and "zlib-ng" not in zlib.ZLIB_RUNTIME_VERSION:
+        os.execve(sys.executable, [sys.executable, "-m", "scripts.bench_serve", *sys.argv[1:]], {**os.environ, **env})
+
+
 if __name__ == "__main__":
+    _decode_like_the_workers()
     sys.exit(main())

@@ -33,6 +33,9 @@ BIN = Path(sys.executable).parent
 READY_TIMEOUT = 180.0
 # Each log line once: TorchServe's default writes several lines per request (see the file).
 LOG_CONFIG = ROOT / "handler" / "log4j2.xml"
+# zlib-ng as libz.so.1, built by `make install` (scripts/build_zlib_ng.sh): Pillow's wheels load
+# whatever libz.so.1 the dynamic linker finds, and the system's inflates PNGs several times slower.
+ZLIB_NG = BIN.parent / "lib" / "zlib-ng"
 
 
 class ServeError(RuntimeError):
@@ -274,6 +277,14 @@ class Server:
         Path(self.state["run_dir"], "server.json").unlink(missing_ok=True)
 
 
+def zlib_ng_env(environ: dict) -> dict:
+    """``environ``'s ``LD_LIBRARY_PATH`` with zlib-ng first when it is built, else nothing to change."""
+    if not (ZLIB_NG / "libz.so.1").exists():
+        return {}
+    others = [p for p in environ.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p and p != str(ZLIB_NG)]
+    return {"LD_LIBRARY_PATH": os.pathsep.join([str(ZLIB_NG), *others])}
+
+
 def start(
     config: Path,
     run_dir: Path,
@@ -312,9 +323,10 @@ def start(
     run_dir.mkdir(parents=True, exist_ok=True)
     # Unix sockets have a ~100-byte path limit, hence a short private dir under /tmp.
     tmpdir = tempfile.mkdtemp(prefix="mnist-serve-", dir="/tmp" if os.path.isdir("/tmp") else None)
+    base_env = {**os.environ, **(env or {})}
     server_env = {
-        **os.environ,
-        **(env or {}),
+        **base_env,
+        **zlib_ng_env(base_env),
         "TMPDIR": tmpdir,
         "TEMP": tmpdir,
         "LOG_LOCATION": str(run_dir),

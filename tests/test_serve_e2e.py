@@ -18,7 +18,7 @@ import requests
 import torch
 from PIL import Image
 
-from scripts.serving import ROOT, ServeError, Server, read_properties
+from scripts.serving import ROOT, ZLIB_NG, ServeError, Server, read_properties
 from tests.serving import (
     encode,
     load_model,
@@ -239,6 +239,22 @@ def test_model_log_has_the_handler_lines_but_not_a_line_per_batch(server):
     assert "Backend received inference" not in log.read_text()
 
 
+def test_workers_inflate_pngs_with_zlib_ng_when_it_is_built(server):
+    if not (ZLIB_NG / "libz.so.1").exists():
+        pytest.skip("zlib-ng is not built: `make install` builds it when cmake and a C compiler are there")
+    log = Path(server.state["run_dir"], "model_log.log")
+    assert wait_for(lambda: "MnistHandler ready" in log.read_text(), True)
+    ready = [line for line in log.read_text().splitlines() if "MnistHandler ready" in line]
+    assert ready and all("zlib-ng" in line for line in ready), ready
+    # Pillow's decoder shares the one libz.so.1 of the process: the worker must have mapped ours.
+    family = psutil.Process(server.pid).children(recursive=True)
+    workers = [p for p in family if "model_service_worker" in " ".join(p.cmdline())]
+    assert workers
+    for worker in workers:
+        libraries = {m.path for m in worker.memory_maps() if "libz.so" in m.path}
+        assert libraries and all(path.startswith(str(ZLIB_NG)) for path in libraries), libraries
+
+
 def test_starting_again_while_running_changes_nothing(server):
     result = serving_cli(server, "start")
     assert result.returncode == 0
@@ -317,6 +333,8 @@ def test_bench_serve_quick_reports_every_field_and_no_errors(server, checkpoint,
     assert set(report["ceiling"]["images_per_s"]) >= {"1", "8", "32"}
     assert all(value > 0 for value in report["ceiling"]["images_per_s"].values())
     assert report["single_image_ms"]["handler"] > 0
+    if (ZLIB_NG / "libz.so.1").exists():  # the in-process figures inflate PNGs as the workers do
+        assert "zlib-ng" in report["machine"]["zlib"]
     (point,) = report["points"]
     assert set(report["fields"]) <= set(point), set(report["fields"]) - set(point)
     assert point["requests"] >= 300 and point["non_200"] == 0 and point["statuses"] == {"200": point["requests"]}

@@ -2,13 +2,23 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
 
 import pytest
 
-from scripts.serving import ROOT, ServeError, Server, build_archive, read_properties, render_config
+from scripts.serving import (
+    ROOT,
+    ZLIB_NG,
+    ServeError,
+    Server,
+    build_archive,
+    read_properties,
+    render_config,
+    zlib_ng_env,
+)
 from tests.serving import untrained_checkpoint
 
 
@@ -89,3 +99,31 @@ def test_a_key_file_still_being_written_is_not_ready_yet(tmp_path):
     assert server.ready() is False
     key_file.write_text(json.dumps({"management": {"key": "abc"}}))
     assert server.auth("management") == {"Authorization": "Bearer abc"}
+
+
+BUILD_ZLIB_NG = ROOT / "scripts" / "build_zlib_ng.sh"
+
+
+def test_zlib_ng_build_is_skipped_with_a_note_without_cmake(tmp_path):
+    bin_dir = tmp_path / "bin"  # bash, mktemp and friends, but no cmake or cc
+    bin_dir.mkdir()
+    for tool in ("bash", "dirname", "mktemp", "rm", "tail"):
+        os.symlink(shutil.which(tool), bin_dir / tool)
+    result = subprocess.run(
+        ["bash", str(BUILD_ZLIB_NG), str(tmp_path / "venv")],
+        env={"PATH": str(bin_dir)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("note: no cmake: zlib-ng not built") and result.stderr == ""
+    assert not (tmp_path / "venv" / "lib").exists()
+
+
+def test_zlib_ng_env_puts_the_built_library_first_once():
+    if not (ZLIB_NG / "libz.so.1").exists():
+        pytest.skip("zlib-ng is not built: `make install` builds it when cmake and a C compiler are there")
+    env = zlib_ng_env({"LD_LIBRARY_PATH": f"/opt/lib{os.pathsep}{ZLIB_NG}"})
+    assert env == {"LD_LIBRARY_PATH": f"{ZLIB_NG}{os.pathsep}/opt/lib"}
+    assert zlib_ng_env({}) == {"LD_LIBRARY_PATH": str(ZLIB_NG)}
