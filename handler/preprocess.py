@@ -25,6 +25,7 @@ out bit-identical to ``normalize(pixels / 255)``.
 Imports only numpy, torch and Pillow: this file ships inside the model archive.
 """
 
+import functools
 import math
 
 import numpy as np
@@ -260,11 +261,14 @@ def _tile_level(x: np.ndarray, quantile: float) -> np.ndarray:
     return _upsample_rows(h, gh, tile * step) @ level @ _upsample_rows(w, gw, tile * step).T
 
 
+@functools.lru_cache(maxsize=64)
 def _upsample_rows(n_out: int, n_in: int, cell: float) -> np.ndarray:
     """The (n_out, n_in) matrix of bilinear interpolation from cells of ``cell`` pixels, edges clamped.
 
     As Pillow's bilinear upscaling, but two small matrix products replace converting
     to and from an image and the resize of a padded copy (a third of this stage's time).
+    Cached (read-only): a client's pictures tend to share a size, and building the matrix
+    cost as much as using it.
     """
     src = np.clip((np.arange(n_out, dtype=np.float32) + 0.5) / cell - 0.5, 0.0, n_in - 1)
     first = np.minimum(src.astype(np.intp), max(n_in - 2, 0))
@@ -273,6 +277,7 @@ def _upsample_rows(n_out: int, n_in: int, cell: float) -> np.ndarray:
     weights[rows, first] = 1.0 - (src - first)
     if n_in > 1:
         weights[rows, first + 1] = src - first
+    weights.flags.writeable = False
     return weights
 
 
