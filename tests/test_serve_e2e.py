@@ -59,9 +59,13 @@ def server(checkpoint, tmp_path_factory):
     server = start_test_server(checkpoint[0], workdir, workers=1)
     family = [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]
     yield server
+    answered = metric(server, "ts_inference_requests_total")
+    access_log = Path(server.state["run_dir"], "access_log.log")
     server.stop()
     assert not [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE], "processes left behind"
     assert not (workdir / "key_file.json").exists()
+    # The access log is written in blocks (handler/log4j2.xml): complete once TorchServe has stopped.
+    assert answered > 0 and access_log.read_text().count("/predictions/") >= answered
 
 
 def predict(server: Server, data: bytes, content_type: str | None = "image/png", key: str | None = None, **kwargs):
