@@ -49,6 +49,8 @@ CONFIG_PATTERN = re.compile(r"^w(\d+)-b(\d+)-d(\d+)$")
 # on 2 cores they were still compiling (a third of a core) after 5,000 requests, and took
 # 20,000-50,000 to settle.
 JIT_QUIET = 0.02
+# ... in this many rounds in a row: compilation comes in waves, and one quiet round was often a lull.
+QUIET_ROUNDS = 2
 WARMUP_ROUNDS = 15
 # Every point in the JSON report has these (documented in the README).
 FIELDS = (
@@ -68,6 +70,7 @@ FIELDS = (
     "fraction_of_ceiling",
     "cpu_ms_per_request",
     "cpu_efficiency",
+    "jit_cpu_ms",
 )
 
 
@@ -271,15 +274,23 @@ def jit_cpu_seconds(pid: int) -> float | None:
 
 
 def warm_up(server: Server, bodies: list[Path], requests: int, max_rounds: int) -> int:
-    """Rounds of ``requests`` answers at concurrency 32 until the JIT compilers are quiet; the rounds sent."""
-    rounds = 0
-    while rounds < max_rounds:
+    """Rounds of ``requests`` answers at concurrency 32 until the JIT compilers are quiet; the rounds sent.
+
+    Each round also reads the metrics API, as every measured point does: the first reads made
+    the JVM recompile its hot network code (0.5-0.7 s of compiler CPU during the next point,
+    and a p99 at concurrency 32 several ms higher).
+    """
+    rounds = quiet = 0
+    while rounds < max_rounds and quiet < QUIET_ROUNDS:
         before, start = jit_cpu_seconds(server.pid), time.monotonic()
+        scrape_metrics(server)
         wrk(server, bodies, 32, requests)
+        scrape_metrics(server)
         rounds += 1
         after = jit_cpu_seconds(server.pid)
-        if before is None or after is None or (after - before) / (time.monotonic() - start) < JIT_QUIET:
+        if before is None or after is None:
             break
+        quiet = quiet + 1 if (after - before) / (time.monotonic() - start) < JIT_QUIET else 0
     return rounds
 
 
@@ -331,9 +342,12 @@ def cpu_seconds(server: Server) -> tuple[float, float, float]:
 
 def measure(server: Server, config: dict, bodies: list[Path], concurrency: int, count: int) -> dict:
     """One point: wrk's figures, TorchServe's per-request means, CPU ms per request by process."""
-    metrics, cpu = scrape_metrics(server), cpu_seconds(server)
+    metrics, cpu, jit = scrape_metrics(server), cpu_seconds(server), jit_cpu_seconds(server.pid)
     result = wrk(server, bodies, concurrency, count)
     cpu = [after - before for before, after in zip(cpu, cpu_seconds(server), strict=True)]
+    jit_after = jit_cpu_seconds(server.pid)
+    # Compilation bursts during a point are what its p99 is most sensitive to.
+    result["jit_cpu_ms"] = round((jit_after - jit) * 1000) if jit is not None and jit_after is not None else None
     result.update(server_profile(metrics, scrape_metrics(server)))
     n = max(result["requests"], 1)
     result["cpu_ms_per_request"] = {
@@ -348,7 +362,8 @@ def log_point(point: dict, log) -> None:
     log(
         f"  c={point['concurrency']:<3} {point['rps']:8.1f} req/s  p50 {point['p50_ms']:6.2f}  "
         f"p90 {point['p90_ms']:6.2f}  p99 {point['p99_ms']:6.2f} ms  non-200 {point['non_200']}  "
-        f"batch {point.get('mean_batch')}  cpu ms/req: java {cpu['frontend']:.2f} workers {cpu['workers']:.2f}"
+        f"batch {point.get('mean_batch')}  cpu ms/req: java {cpu['frontend']:.2f} workers {cpu['workers']:.2f}  "
+        f"JIT {point.get('jit_cpu_ms')} ms"
     )
 
 
