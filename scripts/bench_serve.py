@@ -276,9 +276,9 @@ def jit_cpu_seconds(pid: int) -> float | None:
 def warm_up(server: Server, bodies: list[Path], requests: int, max_rounds: int) -> int:
     """Rounds of ``requests`` answers at concurrency 32 until the JIT compilers are quiet; the rounds sent.
 
-    Each round also reads the metrics API, as every measured point does: the first reads made
-    the JVM recompile its hot network code (0.5-0.7 s of compiler CPU during the next point,
-    and a p99 at concurrency 32 several ms higher).
+    Each round also reads the metrics API, as every measured point does: the first reads set off
+    a wave of recompilation in the JVM (0.5-0.7 s of compiler CPU during the next point, and a
+    p99 at concurrency 32 several ms higher).
     """
     rounds = quiet = 0
     while rounds < max_rounds and quiet < QUIET_ROUNDS:
