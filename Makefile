@@ -6,9 +6,6 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# zlib-ng, built by `make install` when cmake and a C compiler are there: every Python process
-# (TorchServe's workers too) decodes PNGs with it instead of the system zlib (scripts/build_zlib_ng.sh).
-export LD_LIBRARY_PATH := $(CURDIR)/$(VENV)/lib/zlib-ng$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PATH))
 
 .DEFAULT_GOAL := help
 .PHONY: help install data test lint clean

@@ -647,7 +647,7 @@ def _decode_like_the_workers() -> None:
     """Restart this process on zlib-ng when the workers get it (scripts.serving) and it has not.
 
     The in-process figures must inflate the PNGs with the workers' zlib, and the dynamic linker
-    reads LD_LIBRARY_PATH only when a process starts (``make bench-serve`` sets it already).
+    reads LD_LIBRARY_PATH only when a process starts.
     """
     env = zlib_ng_env(os.environ)
     restarted = env and os.environ.get("LD_LIBRARY_PATH") == env["LD_LIBRARY_PATH"]
