@@ -40,7 +40,7 @@ evaluate: $(STAMP) ## Recompute reports/ from mnist_cnn.pth, no training (ARGS="
 	$(PY) -m train.evaluate $(ARGS)
 
 bench-train: $(STAMP) ## Time the straightforward pipeline vs ours: reports/bench_train.{json,png}
-	$(PY) scripts/bench_train.py --epochs $(EPOCHS) $(ARGS)
+	$(PY) -m scripts.bench_train --epochs $(EPOCHS) $(ARGS)
 
 # ---- quality -------------------------------------------------------------
 
@@ -111,7 +111,7 @@ renew-key: $(STAMP) ## Replace the inference and management keys (they expire af
 	@$(SERVE) renew-key
 
 eval-server: $(STAMP) ## Accuracy through the running server: MNIST test set + user-style renders (reports/)
-	$(PY) scripts/eval_server.py --out reports/eval_server.json
+	$(PY) -m scripts.eval_server --out reports/eval_server.json
 
 # ---- benchmarks ----------------------------------------------------------
 .PHONY: bench-serve

@@ -16,20 +16,13 @@ from ts.torch_handler.base_handler import BaseHandler
 
 from handler.decode import RequestError, request_image
 from handler.preprocess import PreprocessError, to_model_input
+from handler.ts_compat import quiet_per_batch_log
 from model.inference import for_inference
 
 logger = logging.getLogger(__name__)
 
 # HTTP status lines stay standard; the JSON body says what is wrong.
 REASONS = {400: "Bad Request", 500: "Internal Server Error"}
-# TorchServe's worker logs this for every batch (ts/protocol/otf_message_handler.py); the frontend
-# reads each line and writes it to model_log.log.
-PER_BATCH_LINE = "Backend received inference at: %d"
-
-
-def not_per_batch_line(record: logging.LogRecord) -> bool:
-    """Logging filter: drop TorchServe's per-batch line, keep everything else."""
-    return record.msg != PER_BATCH_LINE
 
 
 class MnistHandler(BaseHandler):
@@ -37,14 +30,12 @@ class MnistHandler(BaseHandler):
 
     def initialize(self, context):
         # Workers, not threads, scale this small CNN: one torch thread each. Intra-op threads
-        # spin-wait for cores that the frontend, the other worker and the clients also need:
-        # measured on 2 cores, one worker with 2 threads spent 2-5x the CPU per request of one
-        # with 1 thread. OMP_NUM_THREADS wins when set.
+        # spin-wait for cores that the frontend, the other workers and the clients also need
+        # (docs/performance.md). OMP_NUM_THREADS wins when set.
         if "OMP_NUM_THREADS" not in os.environ:
             torch.set_num_threads(1)
         super().initialize(context)
-        # A line per batch is most of model_log.log under load, and costs both processes CPU.
-        logging.getLogger().addFilter(not_per_batch_line)
+        quiet_per_batch_log()
         self.model = for_inference(self.model)
         self.errors = {}
         # zlib is Pillow's PNG inflater too: "zlib-ng" here means scripts/build_zlib_ng.sh's library is in use.

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from model import MNIST_MEAN, MNIST_STD
+from model import normalize
 
 SIDE = 28  # model input side
 FIT = 20  # the digit's box is scaled to fit FIT x FIT, as in MNIST
@@ -54,11 +54,6 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 class PreprocessError(ValueError):
     """The picture cannot become a digit; the message is for the client."""
-
-
-def normalize(x: torch.Tensor) -> torch.Tensor:
-    """Map pixel intensities in [0, 1] (white ink on black) to the model's input scale."""
-    return (x - MNIST_MEAN) / MNIST_STD
 
 
 def to_model_input(image: Image.Image) -> torch.Tensor:

@@ -1,5 +1,5 @@
 """The seed CNN, one definition shared by training and serving."""
 
-from model.cnn import MNIST_MEAN, MNIST_STD, MnistCNN
+from model.cnn import MNIST_MEAN, MNIST_STD, MnistCNN, normalize
 
-__all__ = ["MNIST_MEAN", "MNIST_STD", "MnistCNN"]
+__all__ = ["MNIST_MEAN", "MNIST_STD", "MnistCNN", "normalize"]

@@ -1,7 +1,7 @@
 """The product spec's CNN for 28x28 grayscale digits.
 
 This file is also TorchServe's ``--model-file``: it must import nothing but
-torch and hold exactly one class.
+torch and hold exactly one class (functions are fine).
 """
 
 from torch import nn
@@ -10,6 +10,11 @@ from torch import nn
 # inputs normalised with them.
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
+
+
+def normalize(x):
+    """Map pixel intensities in [0, 1] (white ink on black) to the model's input scale."""
+    return (x - MNIST_MEAN) / MNIST_STD
 
 
 class MnistCNN(nn.Module):

@@ -8,23 +8,17 @@ load); preprocessing is :func:`handler.preprocess.to_model_input` on the
 decoded picture. Each figure is the best of a few repeats, on one thread.
 """
 
-import argparse
 import json
 import sys
 import timeit
 from pathlib import Path
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from handler.decode import RequestError, decode_image
 from handler.preprocess import PreprocessError, to_model_input
-from scripts import eval_styles
-
-
-def decode(data: bytes) -> Image.Image:
-    image = eval_styles.decode(data)
-    image.load()
-    return image
+from train.cli import OneLineParser, positive_float
 
 
 def best_us(fn, seconds: float = 0.2) -> float:
@@ -35,9 +29,9 @@ def best_us(fn, seconds: float = 0.2) -> float:
 
 def bench_file(path: Path, seconds: float = 0.2) -> dict:
     data = path.read_bytes()
-    image = decode(data)
+    image = decode_image(data)
     row = {"file": path.name, "mode": image.mode, "size": list(image.size), "bytes": len(data)}
-    row["decode_us"] = round(best_us(lambda: decode(data), seconds), 1)
+    row["decode_us"] = round(best_us(lambda: decode_image(data), seconds), 1)
     try:
         to_model_input(image)
     except PreprocessError as err:
@@ -72,14 +66,14 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m scripts.bench_preprocess",
         description="Microseconds per picture to decode and preprocess each file (JSON on stdout).",
     )
     parser.add_argument("files", nargs="*", type=Path, help="pictures to time (default: every file in samples/)")
     parser.add_argument("--plot", type=Path, help="also draw a bar chart to this PNG")
     parser.add_argument(
-        "--seconds", type=float, default=0.2, help="length of each timing repeat (default: %(default)s)"
+        "--seconds", type=positive_float, default=0.2, help="length of each timing repeat (default: %(default)s)"
     )
     args = parser.parse_args(argv)
     files = args.files or sorted(Path("samples").glob("*.*"))
@@ -91,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in files:
         try:
             rows.append(bench_file(path, args.seconds))
-        except (OSError, UnidentifiedImageError) as err:
+        except (OSError, RequestError) as err:
             print(f"error: cannot read {path} as a picture: {err}", file=sys.stderr)
             return 1
     print(json.dumps({"threads": 1, "pictures": rows}, indent=2))

@@ -8,7 +8,6 @@ after every epoch. Writes a JSON summary and a plot of test accuracy against
 wall time; prints the JSON.
 """
 
-import argparse
 import json
 import sys
 import tempfile
@@ -26,11 +25,10 @@ from PIL import Image  # noqa: E402
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
 from torchvision import transforms  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from model import MNIST_MEAN, MNIST_STD, MnistCNN  # noqa: E402
-from train.__main__ import build_parser, train  # noqa: E402
+from train.cli import OneLineParser, positive_int  # noqa: E402
 from train.data import DEFAULT_ROOT, load_mnist_or_report  # noqa: E402
+from train.run import build_parser, train  # noqa: E402
 
 
 class PILDigits(Dataset):
@@ -141,19 +139,18 @@ def plot(summary: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="scripts/bench_train.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=10, help="epochs for both pipelines (default: %(default)s)")
+    parser = OneLineParser(prog="python -m scripts.bench_train", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--epochs", type=positive_int, default=10, help="epochs for both pipelines (default: %(default)s)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     parser.add_argument("--data-dir", help="local copy of the MNIST IDX files (default: $MNIST_DIR, else download)")
     parser.add_argument("--data-root", default=str(DEFAULT_ROOT), help="default: %(default)s")
-    parser.add_argument("--subset", type=int, help="first N training images only (smoke runs)")
+    parser.add_argument("--subset", type=positive_int, help="first N training images only (smoke runs)")
     parser.add_argument("--json", default="reports/bench_train.json", help="default: %(default)s")
     parser.add_argument("--plot", default="reports/bench_train.png", help="default: %(default)s")
     parser.add_argument("--ours-args", default="", help='extra `python -m train` options for ours, e.g. "--lr 2e-3"')
     args = parser.parse_args(argv)
-    if args.epochs < 1:
-        print("error: --epochs must be at least 1", file=sys.stderr)
-        return 2
     if (splits := load_mnist_or_report(args.data_dir, args.data_root)) is None:
         return 1
     train_split, test_split = splits

@@ -1,6 +1,6 @@
 """Accuracy through a live TorchServe: MNIST test digits as PNG, and user-style pictures.
 
-    make serve && make eval-server       # or: python scripts/eval_server.py --help
+    make serve && make eval-server       # or: python -m scripts.eval_server --help
 
 (a) sends the 10,000 MNIST test digits as PNG files and compares the server's answers with
 the offline evaluation of the same checkpoint (they must agree); (b) sends user-style renders
@@ -8,7 +8,6 @@ of MNIST test digits (photos of paper, canvas drawings, scans: ``scripts.user_st
 reports their accuracy. Prints and writes JSON.
 """
 
-import argparse
 import io
 import json
 import sys
@@ -19,22 +18,20 @@ from pathlib import Path
 
 import numpy as np
 import requests
-import torch
 from PIL import Image
 from tqdm import tqdm
 
-if __package__ in (None, ""):  # run as a file: make the project importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from scripts.serving import Server  # noqa: E402
-from train.data import DEFAULT_ROOT, load_mnist_or_report  # noqa: E402
+from model.inference import CheckpointError, load_for_inference
+from scripts.serving.process import Server
+from train.cli import OneLineParser, positive_int
+from train.data import DEFAULT_ROOT, load_mnist_or_report
 
 
 class Client:
     """Thread-safe poster of encoded images to the inference API, one session per thread."""
 
     def __init__(self, server: Server):
-        self.url = f"{server.inference}/predictions/{server.model}"
+        self.url = server.predictions_url
         self.headers = server.auth("inference")
         self.local = threading.local()
 
@@ -86,9 +83,9 @@ def eval_mnist(client: Client, test, checkpoint: Path | None, limit: int, concur
     served = summary(results, labels)
     report = {"requests_per_s": round(rate, 1), **{k: v for k, v in served.items() if k != "digits"}}
     if checkpoint is not None:
-        from train.evaluate import evaluate_model, load_checkpoint
+        from train.evaluate import evaluate_model
 
-        model = load_checkpoint(checkpoint, torch.device("cpu"))
+        model = load_for_inference(checkpoint)
         subset = type(test)(test.images[:limit], test.labels[:limit])
         metrics, probabilities = evaluate_model(model, subset)
         offline = probabilities.argmax(axis=1)
@@ -127,15 +124,15 @@ def eval_user_style(client: Client, test, per_style: int, concurrency: int, seed
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="python -m scripts.eval_server", description=__doc__.split("\n\n")[0])
     parser.add_argument("--run-dir", type=Path, default=Path("logs"), help="the running server's state (make serve)")
     parser.add_argument("--checkpoint", type=Path, default=Path("mnist_cnn.pth"), help="for the offline comparison")
     parser.add_argument("--data-dir", help="MNIST IDX files (default: $MNIST_DIR, else download)")
     parser.add_argument("--data-root", default=str(DEFAULT_ROOT), help="unpacked data set folder")
-    parser.add_argument("--limit", type=int, default=10_000, help="MNIST test digits to send (default: all)")
+    parser.add_argument("--limit", type=positive_int, default=10_000, help="MNIST test digits to send (default: all)")
     parser.add_argument("--per-style", type=int, default=400, help="user-style pictures per style (0: none)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the user-style renders")
-    parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
+    parser.add_argument("--concurrency", type=positive_int, default=8, help="requests in flight")
     parser.add_argument("--out", type=Path, help="also write the JSON report here")
     args = parser.parse_args(argv)
 
@@ -148,7 +145,11 @@ def main(argv=None) -> int:
     test = splits[1]
     checkpoint = args.checkpoint if args.checkpoint.is_file() else None
     client = Client(server)
-    report = {"mnist_png": eval_mnist(client, test, checkpoint, args.limit, args.concurrency)}
+    try:
+        report = {"mnist_png": eval_mnist(client, test, checkpoint, args.limit, args.concurrency)}
+    except CheckpointError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     if args.per_style:
         report["user_style"] = eval_user_style(client, test, args.per_style, args.concurrency, args.seed)
     text = json.dumps(report, indent=2)

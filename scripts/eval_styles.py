@@ -9,8 +9,6 @@ server check can send the same bytes over HTTP instead.
     python -m scripts.eval_styles --checkpoint mnist_cnn.pth --per-style 500
 """
 
-import argparse
-import io
 import json
 import sys
 import time
@@ -18,24 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-from handler.preprocess import PreprocessError, draft, to_model_input
-from model import MnistCNN
+from handler.decode import RequestError, decode_image
+from handler.preprocess import PreprocessError, to_model_input
+from model.inference import CheckpointError, load_for_inference
 from scripts.user_style import STYLES, pick, render_bytes
-
-
-def decode(data: bytes) -> Image.Image:
-    """The picture in ``data`` as the server decodes it: JPEG draft, upright (EXIF orientation applied)."""
-    image = Image.open(io.BytesIO(data))
-    draft(image)
-    return ImageOps.exif_transpose(image)
-
-
-def load_model(checkpoint: Path, device: torch.device) -> MnistCNN:
-    model = MnistCNN()
-    model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
-    return model.to(device).eval()
+from train.cli import OneLineParser, positive_int
 
 
 def score_style(model, device, images, labels, style: str, n: int, seed: int) -> dict:
@@ -44,17 +31,17 @@ def score_style(model, device, images, labels, style: str, n: int, seed: int) ->
     decode_s = preprocess_s = 0.0
     for index in pick(len(labels), n, seed):
         data, _ = render_bytes(images[index], style, seed * 1_000_003 + int(index))
-        t0 = time.perf_counter()
-        image = decode(data)
-        image.load()
-        t1 = time.perf_counter()
+        t0 = t1 = time.perf_counter()
         try:
+            image = decode_image(data)
+            t1 = time.perf_counter()
             inputs.append(to_model_input(image))
             targets.append(int(labels[index]))
-        except PreprocessError:
+        except (RequestError, PreprocessError):  # the server would answer 400
             refused += 1
-        preprocess_s += time.perf_counter() - t1
+        t2 = time.perf_counter()
         decode_s += t1 - t0
+        preprocess_s += t2 - t1
     correct = 0
     if inputs:
         with torch.no_grad():
@@ -84,12 +71,12 @@ def score_mnist(model, device, images, labels) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m scripts.eval_styles",
         description="Offline accuracy of a checkpoint on user-style renders of MNIST test digits (JSON).",
     )
     parser.add_argument("--checkpoint", default="mnist_cnn.pth", help="state_dict to score (default: %(default)s)")
-    parser.add_argument("--per-style", type=int, default=500, help="renders per style (default: %(default)s)")
+    parser.add_argument("--per-style", type=positive_int, default=500, help="renders per style (default: %(default)s)")
     parser.add_argument(
         "--styles", nargs="+", default=list(STYLES), choices=list(STYLES), help="styles to score (default: all)"
     )
@@ -99,16 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: %(default)s")
     parser.add_argument("--output", help="also write the JSON to this file")
     args = parser.parse_args(argv)
-    if args.per_style < 1:
-        print("error: --per-style must be at least 1", file=sys.stderr)
-        return 2
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(args.device)
     try:
-        model = load_model(Path(args.checkpoint), device)
-    except (OSError, RuntimeError, UnidentifiedImageError) as err:
-        print(f"error: cannot load checkpoint {args.checkpoint}: {str(err).splitlines()[0]}", file=sys.stderr)
+        model = load_for_inference(args.checkpoint, device)
+    except CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 1
     from train.data import load_mnist_or_report  # torchvision: imported only when needed
 

@@ -14,8 +14,9 @@ from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
 
 from handler.decode import MAX_PIXELS
 from handler.mnist_handler import MnistHandler
-from scripts.serving import ROOT
-from tests.serving import encode, load_model, offline_probabilities, unpacked_archive, untrained_checkpoint
+from model.inference import load_for_inference
+from scripts.serving.layout import ROOT
+from tests.support import encode, offline_probabilities, unpacked_archive, untrained_checkpoint
 
 
 def stroke_digit(size: int = 28) -> Image.Image:
@@ -49,7 +50,7 @@ def handler(archive):
 
 @pytest.fixture(scope="module")
 def model(archive):
-    return load_model(archive[1])
+    return load_for_inference(archive[1])
 
 
 def make_context(model_dir, headers: list[dict]) -> Context:

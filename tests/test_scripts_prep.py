@@ -26,7 +26,7 @@ def test_score_style_counts_every_render():
 def test_eval_styles_missing_checkpoint_is_one_line_error(tmp_path, capsys):
     assert eval_styles.main(["--checkpoint", str(tmp_path / "none.pth")]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: cannot load checkpoint") and err.count("\n") == 1
+    assert err.startswith("error: checkpoint") and "make train" in err and err.count("\n") == 1
 
 
 def test_bench_preprocess_reports_every_picture(capsys):

@@ -18,14 +18,17 @@ import requests
 import torch
 from PIL import Image
 
-from scripts.serving import ROOT, ZLIB_NG, ServeError, Server, read_properties
-from tests.serving import (
+from model.inference import load_for_inference
+from scripts.bench_serve.schema import field_docs
+from scripts.serving.config import read_properties
+from scripts.serving.errors import ServeError
+from scripts.serving.layout import ROOT, ZLIB_NG
+from scripts.serving.process import Server, serve_checkpoint
+from tests.support import (
     encode,
-    load_model,
     mnist_image,
     offline_probabilities,
     quick_checkpoint,
-    start_test_server,
     untrained_checkpoint,
 )
 
@@ -56,7 +59,7 @@ def trained(checkpoint):
 def server(checkpoint, tmp_path_factory):
     """TorchServe with one worker; stopped at the end with every process it started."""
     workdir = tmp_path_factory.mktemp("torchserve")
-    server = start_test_server(checkpoint[0], workdir, workers=1)
+    server = serve_checkpoint(checkpoint[0], workdir, workers=1)
     family = [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]
     yield server
     answered = metric(server, "ts_inference_requests_total")
@@ -94,7 +97,7 @@ def wait_for(read, expected, timeout: float = 15.0):
 def test_png_body_matches_the_offline_model_exactly(server, checkpoint, mnist):
     _, test = mnist
     images = [mnist_image(pixels) for pixels in test.images[:20]]
-    reference = offline_probabilities(load_model(checkpoint[0]), images)
+    reference = offline_probabilities(load_for_inference(checkpoint[0]), images)
     for image, probabilities in zip(images, reference, strict=True):
         response = predict(server, encode(image), timeout=30)
         assert response.status_code == 200
@@ -286,7 +289,7 @@ def test_workers_that_never_get_ready_stop_the_start_with_the_log(tmp_path):
     torch.save({"not": torch.zeros(1)}, broken)  # the workers fail to load it, over and over
     before = torchserve_groups()
     with pytest.raises(ServeError) as error:
-        start_test_server(broken, tmp_path, timeout=20)
+        serve_checkpoint(broken, tmp_path, timeout=20)
     assert "not READY after 20 s" in str(error.value)
     assert "last lines of" in str(error.value) and "load_state_dict" in str(error.value)
     assert torchserve_groups() <= before, "processes left behind"
@@ -340,7 +343,8 @@ def test_bench_serve_quick_reports_every_field_and_no_errors(server, checkpoint,
     if (ZLIB_NG / "libz.so.1").exists():  # the in-process figures inflate PNGs as the workers do
         assert "zlib-ng" in report["machine"]["zlib"]
     (point,) = report["points"]
-    assert set(report["fields"]) <= set(point), set(report["fields"]) - set(point)
+    assert list(point) == list(field_docs()), "a point holds exactly the fields scripts.bench_serve.schema declares"
+    assert None not in (point["jit_cpu_ms"], point["server_ms"], point["queue_ms"], point["mean_batch"])
     assert point["requests"] >= 300 and point["non_200"] == 0 and point["statuses"] == {"200": point["requests"]}
     assert point["rps"] > 0 and 0 < point["p50_ms"] <= point["p90_ms"] <= point["p99_ms"]
     assert point["workers"] == len(server.describe()["workers"])

@@ -8,18 +8,14 @@ import sys
 import zipfile
 
 import pytest
+import yaml
 
-from scripts.serving import (
-    ROOT,
-    ZLIB_NG,
-    ServeError,
-    Server,
-    build_archive,
-    read_properties,
-    render_config,
-    zlib_ng_env,
-)
-from tests.serving import untrained_checkpoint
+from scripts.serving.archive import build_archive
+from scripts.serving.config import configure, read_model_settings, read_properties
+from scripts.serving.errors import ServeError
+from scripts.serving.layout import ROOT, ZLIB_NG
+from scripts.serving.process import Server, zlib_ng_env
+from tests.support import untrained_checkpoint
 
 
 def serving(*args, cwd=ROOT):
@@ -47,7 +43,7 @@ def test_archive_without_weights_says_to_train(tmp_path):
 
 
 def test_start_without_an_archive_says_to_build_it(tmp_path):
-    config = render_config(ROOT / "config.properties", tmp_path / "c.properties", {"model_store": str(tmp_path)})
+    config = configure(properties={"model_store": str(tmp_path)}).write(tmp_path / "c.properties")
     result = serving("--run-dir", str(tmp_path), "start", "--config", str(config), cwd=tmp_path)
     assert result.returncode == 1 and "make archive" in result.stderr
 
@@ -75,16 +71,47 @@ def test_project_config_is_safe_by_default():
     assert config["disable_token_authorization"] == "false"
     assert config["enable_model_api"] == "false"
     assert config["metrics_mode"] == "prometheus"
-    assert json.loads(config["models"])["mnist"]["1.0"]["batchSize"] >= 1
+    # Per-model settings live in the archive's model-config.yaml, workers follow the machine.
+    assert "models" not in config and "default_workers_per_model" not in config
+    assert read_model_settings()["batchSize"] >= 1
 
 
-def test_render_config_overrides_and_adds_keys(tmp_path):
-    out = render_config(
-        ROOT / "config.properties", tmp_path / "c", {"inference_address": "http://127.0.0.1:1", "x": "y"}
-    )
-    config = read_properties(out)
-    assert config["inference_address"] == "http://127.0.0.1:1" and config["x"] == "y"
-    assert config["models"] == read_properties(ROOT / "config.properties")["models"]
+def test_configure_renders_every_override_and_reads_back(tmp_path):
+    ports = {"inference": 18080, "management": 18081, "metrics": 18082, "grpc_inference": 17070}
+    configuration = configure(ports=ports, workers=3, batch_size=4, max_batch_delay_ms=2, properties={"x": "y"})
+    config = read_properties(configuration.write(tmp_path / "c.properties"))
+    assert config["inference_address"] == "http://127.0.0.1:18080"
+    assert config["management_address"] == "http://127.0.0.1:18081"
+    assert config["metrics_address"] == "http://127.0.0.1:18082"
+    assert config["grpc_inference_port"] == "17070" and config["grpc_management_port"] == "7071"
+    assert config["default_workers_per_model"] == "3" and config["x"] == "y"
+    # Everything not overridden is the shipped file's; relative paths become the project's.
+    shipped = read_properties(ROOT / "config.properties")
+    assert config["max_request_size"] == shipped["max_request_size"]
+    assert config["model_store"] == str(ROOT / shipped["model_store"])
+    assert configuration.model == {**read_model_settings(), "batchSize": 4, "maxBatchDelay": 2}
+    assert configuration.workers == 3 and configure().workers is None
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"ports": {"inference": 0}}, "port must be a number from 1 to 65535"),
+        ({"ports": {"http": 80}}, "unknown API 'http'"),
+        ({"workers": 0}, "workers must be a whole number >= 1"),
+        ({"batch_size": 8, "max_batch_delay_ms": 0}, "needs batch size 1"),
+    ],
+)
+def test_configure_refuses_bad_overrides(overrides, message):
+    with pytest.raises(ServeError, match=message):
+        configure(**overrides)
+
+
+def test_archive_carries_the_per_model_settings(tmp_path):
+    mar = build_archive(untrained_checkpoint(tmp_path / "w.pth"), tmp_path / "store", {"batchSize": 2})
+    with zipfile.ZipFile(mar) as archive:
+        manifest = json.loads(archive.read("MAR-INF/MANIFEST.json"))
+        assert yaml.safe_load(archive.read(manifest["model"]["configFile"])) == {"batchSize": 2}
 
 
 def test_a_key_file_still_being_written_is_not_ready_yet(tmp_path):

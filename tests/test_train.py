@@ -9,12 +9,13 @@ import pytest
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from train.__main__ import build_parser, train
-from train.__main__ import main as train_main
+from model.inference import load_for_inference
 from train.data import Split
-from train.evaluate import evaluate_model, load_checkpoint
+from train.evaluate import evaluate_model
 from train.evaluate import main as evaluate_main
 from train.reports import FIGURES
+from train.run import build_parser, train
+from train.run import main as train_main
 
 METRICS_KEYS = {
     "history",
@@ -99,7 +100,7 @@ def test_checkpoint_is_a_plain_fp32_state_dict(short_run):
 
 def test_evaluating_the_checkpoint_reproduces_the_reported_accuracy(short_run, digits):
     tmp, metrics = short_run
-    recomputed, _ = evaluate_model(load_checkpoint(tmp / "w.pth", torch.device("cpu")), digits[1])
+    recomputed, _ = evaluate_model(load_for_inference(tmp / "w.pth"), digits[1])
     assert recomputed["test_accuracy"] == metrics["test_accuracy"]
     assert recomputed["confusion_matrix"] == metrics["confusion_matrix"]
 

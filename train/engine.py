@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from model import MNIST_MEAN, MNIST_STD
+from model import normalize
 from train.augment import random_affine
 
 
@@ -36,11 +36,6 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
 def to_input(images_u8: torch.Tensor) -> torch.Tensor:
     """uint8 (N, 28, 28) -> float (N, 1, 28, 28) in [0, 1]."""
     return images_u8.unsqueeze(1).float().div_(255.0)
-
-
-def normalize(x: torch.Tensor) -> torch.Tensor:
-    """The same arithmetic as ``handler.preprocess``: (x - mean) / std on [0, 1] pixels."""
-    return (x - MNIST_MEAN) / MNIST_STD
 
 
 @dataclass

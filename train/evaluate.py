@@ -14,8 +14,7 @@ import torch
 from PIL import Image
 
 from handler.preprocess import to_model_input
-from model import MnistCNN
-from model.inference import for_inference
+from model.inference import load_for_inference
 from train.cli import CliError, OneLineParser, check_writable_dir, fail
 from train.data import DEFAULT_ROOT, DataError, Split, load_mnist
 from train.engine import pick_device, predict_logits
@@ -25,21 +24,6 @@ from train.reports import test_metrics, write_reports
 def served_inputs(images: torch.Tensor) -> torch.Tensor:
     """uint8 (N, 28, 28) digits -> (N, 1, 28, 28) inputs via the serving preprocessing."""
     return torch.stack([to_model_input(Image.fromarray(a, mode="L")) for a in images.numpy()])
-
-
-def load_checkpoint(path: Path, device: torch.device) -> MnistCNN:
-    """A fp32 MnistCNN in eval mode from a plain state_dict file."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        model = MnistCNN()
-        model.load_state_dict(state)
-    except FileNotFoundError:
-        raise CliError(f"checkpoint {path} does not exist: run `make train` first") from None
-    except Exception as err:  # torch.load/load_state_dict raise many types for a bad file
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CliError(f"checkpoint {path} is not an MnistCNN state_dict: {first_line}") from None
-    # As the serving handler runs it: the same floating-point results.
-    return for_inference(model.to(device))
 
 
 def evaluate_model(model: torch.nn.Module, test: Split) -> tuple[dict, np.ndarray]:
@@ -76,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         device = pick_device(args.device)
         check_writable_dir(reports_dir, "reports dir")
-        model = load_checkpoint(Path(args.checkpoint), device)
+        model = load_for_inference(args.checkpoint, device)
         _, test = load_mnist(args.data_dir, args.data_root)
     except (CliError, DataError, ValueError) as err:
         return fail(str(err))

@@ -1,7 +1,6 @@
-"""Helpers for the serving tests: checkpoints, archives, a private TorchServe, images as bytes."""
+"""Helpers for the serving tests: checkpoints, archives, images as bytes, offline answers."""
 
 import io
-import re
 import subprocess
 import sys
 import zipfile
@@ -13,7 +12,8 @@ from PIL import Image
 
 from handler.preprocess import to_model_input
 from model import MnistCNN
-from scripts.serving import ROOT, Server, build_archive, free_ports, render_config, start
+from scripts.serving.archive import build_archive
+from scripts.serving.layout import ROOT
 
 
 def untrained_checkpoint(path: Path, seed: int = 0) -> Path:
@@ -47,32 +47,6 @@ def unpacked_archive(checkpoint: Path, workdir: Path) -> Path:
     return model_dir
 
 
-def start_test_server(checkpoint: Path, workdir: Path, workers: int = 1, timeout: float = 180.0) -> Server:
-    """The project's config.properties on free loopback ports with a private model store and logs."""
-    build_archive(checkpoint, workdir / "store")
-    inference, management, metrics, grpc_inference, grpc_management = free_ports(5)
-    config = render_config(
-        ROOT / "config.properties",
-        workdir / "config.properties",
-        {
-            "inference_address": f"http://127.0.0.1:{inference}",
-            "management_address": f"http://127.0.0.1:{management}",
-            "metrics_address": f"http://127.0.0.1:{metrics}",
-            "grpc_inference_port": str(grpc_inference),
-            "grpc_management_port": str(grpc_management),
-            "model_store": str(workdir / "store"),
-            "metrics_config": str(ROOT / "handler" / "metrics.yaml"),
-            "default_workers_per_model": str(workers),
-        },
-    )
-    text = config.read_text()
-    for key in ("minWorkers", "maxWorkers"):
-        assert f'"{key}": ' in text, f"config.properties has no {key} in its models block"
-        text = re.sub(rf'"{key}": \d+', f'"{key}": {workers}', text)
-    config.write_text(text)
-    return start(config, workdir / "logs", cwd=workdir, timeout=timeout)
-
-
 def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **options)
@@ -89,9 +63,3 @@ def offline_probabilities(model: torch.nn.Module, images: list[Image.Image]) -> 
     with torch.inference_mode():
         batch = torch.stack([to_model_input(image) for image in images])
         return torch.softmax(model(batch), dim=1)
-
-
-def load_model(checkpoint: Path) -> torch.nn.Module:
-    model = MnistCNN()
-    model.load_state_dict(torch.load(checkpoint, map_location="cpu"))
-    return model.eval()
