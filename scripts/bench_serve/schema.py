@@ -24,7 +24,7 @@ class Point:
     p99_ms: float = _doc("99th percentile latency, ms")
     mean_ms: float = _doc("mean latency, ms")
     max_ms: float = _doc("slowest answer, ms")
-    non_200: int = _doc("answers with another status than 200")
+    non_200: int = _doc("answers with another status than 200, plus socket errors")
     socket_errors: int = _doc("connect, read, write and timeout errors")
     statuses: dict = _doc("answers per HTTP status")
     server_ms: float | None = _doc("mean time inside TorchServe per request (its metrics), ms")
