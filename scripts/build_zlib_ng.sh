@@ -2,9 +2,8 @@
 # Build zlib-ng as a zlib-compatible libz.so.1 into <venv>/lib/zlib-ng (`make install` runs this).
 #
 # Pillow's Linux wheels are compiled against zlib-ng, but auditwheel never bundles libz.so.1, so
-# they load the distribution's zlib: on Debian 12 (zlib 1.2.13) inflating the 280-380 px sample
-# PNGs takes 3-20x longer than with zlib-ng, and PNG decoding was a quarter of a worker's time.
-# scripts/serving.py puts this directory on TorchServe's LD_LIBRARY_PATH (scripts/bench_serve.py
+# they load the distribution's zlib, which inflates PNGs much slower than zlib-ng (docs/serving.md).
+# scripts.serving puts this directory on TorchServe's LD_LIBRARY_PATH (scripts.bench_serve
 # restarts itself on it too). Without cmake and a C compiler the step is skipped with a note, and
 # everything works on the system zlib, slower.
 #

@@ -51,6 +51,6 @@ def test_freed_activations_are_reused_not_page_faulted_in_again():
     for _ in range(40):  # 20 MB a time, freed each time: a training step's activations
         torch.empty(20 << 20, dtype=torch.uint8).fill_(1)
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-    # Handed back to the kernel, the block faults in again and again (glibc's defaults
-    # here: tens of thousands of faults); kept, the heap grows at most once or twice more.
+    # Handed back to the kernel (glibc's defaults), the block faults in again on every
+    # reuse; kept, the heap grows at most once or twice more.
     assert faults < 2 * pages

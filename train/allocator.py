@@ -2,8 +2,8 @@
 
 PyTorch's CPU tensors come from ``malloc``. With glibc's defaults, the blocks of a
 few MB that every training step allocates and frees are returned to the kernel
-(unmapped, or trimmed off the heap) and page-faulted back in on the next step:
-measured here, millions of page faults per epoch and a fifth of the training time.
+(unmapped, or trimmed off the heap) and page-faulted back in on the next step, a
+large share of the training time (docs/decisions.md).
 Fixed mmap and trim thresholds keep those blocks in the heap for reuse.
 """
 

@@ -1,7 +1,7 @@
 """Batch augmentation on tensors: random rotation and translation in one affine warp.
 
-The whole batch is warped at once with ``affine_grid``/``grid_sample``, so the
-input pipeline costs about a millisecond per batch instead of per-image PIL work.
+The whole batch is warped at once with ``affine_grid``/``grid_sample``: no
+per-image PIL work in the input pipeline (docs/decisions.md).
 """
 
 import math

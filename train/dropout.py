@@ -1,10 +1,10 @@
 """A faster drop-in for ``nn.Dropout`` when training on the CPU.
 
 ``nn.Dropout`` draws its mask with ``bernoulli_``, which on the CPU costs about
-one generator call per element (about 2.7 ms of a 20 ms step here, on AMD, where
-MKL's generator takes its slow path). Taking eight random bytes from each 64-bit
-draw makes the whole dropout about 3.5 times cheaper (0.7 ms). The drop probability is rounded to a
-multiple of 1/256, exact for the model's 0.25 and 0.5.
+one generator call per element (slow on AMD, where MKL's generator takes its slow
+path). Taking eight random bytes from each 64-bit draw is much cheaper
+(docs/decisions.md). The drop probability is rounded to a multiple of 1/256, exact
+for the model's 0.25 and 0.5.
 """
 
 import torch

@@ -151,7 +151,7 @@ def train(args, train_split, test_split, log=print) -> dict:
     fill = torch.utils.deterministic.fill_uninitialized_memory
     # Reproducible on CPU; on CUDA some kernels have no deterministic version.
     torch.use_deterministic_algorithms(device.type == "cpu")
-    # Deterministic mode NaN-fills every new tensor by default, a fifth of a CPU step; nothing here
+    # Deterministic mode NaN-fills every new tensor by default, a large share of a CPU step; nothing here
     # reads uninitialised memory, so the runs stay bit-identical without it.
     torch.utils.deterministic.fill_uninitialized_memory = False
     try:
