@@ -85,9 +85,9 @@ $(MAR): $(STAMP) $(wildcard $(CHECKPOINT)) $(wildcard model/*.py handler/*.py ha
 	@test -f $(CHECKPOINT) || $(MAKE) train
 	$(SERVE) archive --checkpoint $(CHECKPOINT) --model-store model_store
 
-serve: $(STAMP) ## Start TorchServe on 127.0.0.1 (8080-8082; INFERENCE_PORT=... to move) and wait for READY
+serve: $(STAMP) ## Start TorchServe on 127.0.0.1 (8080-8082; INFERENCE_PORT=... to move), warm it up, report ready (WARMUP=seconds, 0: none)
 	@$(SERVE) running || $(MAKE) --no-print-directory -s archive
-	@$(SERVE) start $(PORTS)
+	@$(SERVE) start $(PORTS) $(if $(WARMUP),--warmup $(WARMUP))
 
 predict: $(STAMP) ## Send an image to the server: make predict IMG=path/to/digit.png
 	@$(SERVE) predict $(IMG)

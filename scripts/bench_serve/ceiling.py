@@ -10,17 +10,6 @@ import statistics
 import time
 from pathlib import Path
 
-from scripts.serving.errors import ServeError
-from scripts.serving.layout import SAMPLES
-
-
-def sample_bodies(folder: Path = SAMPLES) -> list[Path]:
-    """The sample PNGs a user might send, without the deliberately blank one."""
-    paths = [p for p in sorted(Path(folder).glob("*.png")) if not p.stem.startswith("blank")]
-    if not paths:
-        raise ServeError(f"no sample PNGs in {folder}")
-    return paths
-
 
 def in_process_handler(checkpoint: Path):
     """MnistHandler with the checkpoint's served model on the CPU, as a worker has it (minus TorchServe)."""

@@ -1,8 +1,6 @@
-"""What happens inside the server during a point: CPU by process, the JVM's JIT compilers, TorchServe's metrics."""
+"""What happens inside the server during a point: CPU by process and TorchServe's metrics."""
 
-import os
 import resource
-from pathlib import Path
 
 import psutil
 
@@ -16,22 +14,6 @@ METRICS = (
     "InferenceBatches",
     "InferenceImages",
 )
-
-
-def jit_cpu_seconds(pid: int) -> float | None:
-    """CPU seconds so far of the JVM's JIT compiler threads (from /proc: Linux), else None."""
-    tasks = Path(f"/proc/{pid}/task")
-    if not tasks.is_dir():
-        return None
-    total = 0.0
-    for task in tasks.iterdir():
-        try:
-            if (task / "comm").read_text().startswith(("C1 Compiler", "C2 Compiler")):
-                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-        except (OSError, IndexError, ValueError):
-            pass  # the thread ended
-    return total
 
 
 def cpu_seconds(server: Server) -> tuple[float, float, float]:

@@ -6,11 +6,12 @@ import time
 from pathlib import Path
 
 from scripts.bench_serve.load import wrk
-from scripts.bench_serve.probes import cpu_seconds, jit_cpu_seconds, scrape, server_profile
+from scripts.bench_serve.probes import cpu_seconds, scrape, server_profile
 from scripts.bench_serve.schema import Point
 from scripts.serving.config import configure
 from scripts.serving.errors import ServeError
 from scripts.serving.process import Server, serve_checkpoint
+from scripts.serving.warmup import jit_cpu_seconds
 
 CONFIG_PATTERN = re.compile(r"^w(\d+)-b(\d+)-d(\d+)$")
 # Warm-up rounds repeat until the JVM's JIT compiler threads use less than this share of a core,

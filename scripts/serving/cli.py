@@ -17,6 +17,7 @@ from scripts.serving.client import raise_for_status
 from scripts.serving.config import configure
 from scripts.serving.errors import ServeError
 from scripts.serving.process import READY_TIMEOUT, Server, log_tail, start
+from scripts.serving.warmup import WARMUP_SECONDS, warm_up
 from train.cli import OneLineParser, positive_int
 
 PORT_OPTIONS = ("inference", "management", "metrics", "grpc_inference", "grpc_management")
@@ -69,6 +70,10 @@ def cmd_start(args) -> None:
     print("starting TorchServe, waiting for the model's workers to be READY ...", flush=True)
     server = start(config, args.run_dir, cwd=Path.cwd(), timeout=args.timeout)
     print(f"TorchServe is up (pid {server.pid}), logs in {args.run_dir}/")
+    if args.warmup > 0:
+        print(f"warming up (at most {args.warmup:g} s; WARMUP=0 skips) ...", flush=True)
+        print(warm_up(server, server.pid, args.warmup).summary())
+    print("ready")
     _print_workers(server.describe()["workers"])
     _print_endpoints(server)
 
@@ -156,6 +161,12 @@ def build_parser() -> OneLineParser:
         flag = name.replace("_", "-")
         sub.add_argument(f"--{flag}-port", type=_port, help=f"override the config's {flag.replace('-', ' ')} port")
     sub.add_argument("--timeout", type=float, default=READY_TIMEOUT, help="seconds to wait for READY workers")
+    sub.add_argument(
+        "--warmup",
+        type=float,
+        default=WARMUP_SECONDS,
+        help=f"seconds of warm-up traffic at most before reporting ready, 0 for none (default {WARMUP_SECONDS:g})",
+    )
     sub.set_defaults(run=cmd_start)
 
     commands.add_parser("stop", help="stop TorchServe").set_defaults(run=cmd_stop)
