@@ -66,7 +66,7 @@ samples: $(STAMP) ## Regenerate the example pictures in samples/ from MNIST (MNI
 	$(PY) -m scripts.make_samples --out samples
 
 # ---- serving -------------------------------------------------------------
-.PHONY: archive serve predict scale status stop logs token renew-key eval-server
+.PHONY: archive serve predict scale status stop logs token renew-key eval-server kserve-store
 
 SERVE := $(PY) -m scripts.serving
 CHECKPOINT ?= mnist_cnn.pth
@@ -109,6 +109,10 @@ token: $(STAMP) ## Print the API keys from key_file.json
 
 renew-key: $(STAMP) ## Replace the inference and management keys (they expire after 60 min)
 	@$(SERVE) renew-key
+
+kserve-store: $(STAMP) ## KServe's storage layout: build/kserve/{config/config.properties,model-store/mnist.mar}
+	@test -f $(CHECKPOINT) || $(MAKE) train
+	$(SERVE) kserve-store --checkpoint $(CHECKPOINT) --out build/kserve
 
 eval-server: $(STAMP) ## Accuracy through the running server: MNIST test set + user-style renders (reports/)
 	$(PY) -m scripts.eval_server --out reports/eval_server.json

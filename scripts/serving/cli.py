@@ -16,6 +16,8 @@ from scripts.serving.archive import build_archive
 from scripts.serving.client import raise_for_status
 from scripts.serving.config import configure
 from scripts.serving.errors import ServeError
+from scripts.serving.kserve import WORKERS as KSERVE_WORKERS
+from scripts.serving.kserve import kserve_configuration, write_kserve_store
 from scripts.serving.process import READY_TIMEOUT, Server, log_tail, start
 from scripts.serving.warmup import WARMUP_SECONDS, warm_up
 from train.cli import OneLineParser, positive_int
@@ -54,6 +56,11 @@ def _expiry(server: Server) -> str:
 
 def cmd_archive(args) -> None:
     print(f"wrote {build_archive(args.checkpoint, args.model_store)}")
+
+
+def cmd_kserve_store(args) -> None:
+    store = write_kserve_store(args.checkpoint, args.out, kserve_configuration(workers=args.workers))
+    print(f"wrote {store}/config/config.properties and {store}/model-store/mnist.mar (KServe's /mnt/models)")
 
 
 def cmd_start(args) -> None:
@@ -154,6 +161,12 @@ def build_parser() -> OneLineParser:
     sub.add_argument("--checkpoint", type=Path, default=Path("mnist_cnn.pth"))
     sub.add_argument("--model-store", type=Path, default=Path("model_store"))
     sub.set_defaults(run=cmd_archive)
+
+    sub = commands.add_parser("kserve-store", help="write the storage layout KServe's pytorch runtime mounts")
+    sub.add_argument("--checkpoint", type=Path, default=Path("mnist_cnn.pth"))
+    sub.add_argument("--out", type=Path, default=Path("build/kserve"))
+    sub.add_argument("--workers", type=positive_int, default=KSERVE_WORKERS, help="workers per pod")
+    sub.set_defaults(run=cmd_kserve_store)
 
     sub = commands.add_parser("start", help="start TorchServe and wait for READY workers")
     sub.add_argument("--config", type=Path, default=Path("config.properties"))

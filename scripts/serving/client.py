@@ -14,19 +14,21 @@ SLOW_CALL_TIMEOUT = 180.0
 
 
 class Client:
-    """TorchServe at the given API addresses, authenticating with the keys in ``key_file``."""
+    """TorchServe at the given API addresses, authenticating with the keys in ``key_file`` (None: token auth off)."""
 
-    def __init__(self, inference: str, management: str, metrics: str, model: str, key_file: Path):
+    def __init__(self, inference: str, management: str, metrics: str, model: str, key_file: Path | None):
         self.inference = inference
         self.management = management
         self.metrics = metrics
         self.model = model
-        self.key_file = Path(key_file)
+        self.key_file = Path(key_file) if key_file else None
 
     # ---- keys -------------------------------------------------------------
 
     def keys(self) -> dict:
         """key_file.json: ``{"inference": {"key", "expiration time"}, "management": ..., "API": ...}``."""
+        if self.key_file is None:
+            raise ServeError("token authorization is off on this server: it has no keys")
         if not self.key_file.is_file():
             raise ServeError(f"no key file at {self.key_file}: is token authorization on and the server up?")
         try:
@@ -39,7 +41,8 @@ class Client:
         return self.keys()[kind]["key"]
 
     def auth(self, kind: str) -> dict:
-        return {"Authorization": f"Bearer {self.key(kind)}"}
+        """The Authorization header for an API, none when token authorization is off."""
+        return {"Authorization": f"Bearer {self.key(kind)}"} if self.key_file else {}
 
     def renew_key(self, kind: str) -> str:
         """Replace the inference or management key through the token API; return the new key."""
@@ -95,10 +98,8 @@ class Client:
 
     def curl_line(self, image: str = "samples/<digit>.png") -> str:
         """A ready-to-paste curl command for one prediction, with the current inference key."""
-        return (
-            f'curl -H "Authorization: Bearer {self.key("inference")}" '
-            f"-H 'Content-Type: image/png' --data-binary @{image} {self.predictions_url}"
-        )
+        auth = f'-H "Authorization: Bearer {self.key("inference")}" ' if self.key_file else ""
+        return f"curl {auth}-H 'Content-Type: image/png' --data-binary @{image} {self.predictions_url}"
 
     def metric_totals(self, names: tuple[str, ...]) -> dict[str, float]:
         """The metrics API's samples of ``names``, each summed over its labels."""

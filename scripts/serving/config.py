@@ -96,7 +96,7 @@ def configure(
     ``ports`` maps API names (:data:`API_NAMES`) to ports, keeping each address's host;
     ``workers`` sets the worker count (None: TorchServe's default, one per usable CPU or GPU);
     the batching keywords override ``model-config.yaml``; ``properties`` sets any other server
-    property. Relative file properties are resolved against ``root`` (None keeps them as written,
+    property (None removes one). Relative file properties are resolved against ``root`` (None keeps them as written,
     for a configuration used on another machine).
     """
     settings = read_properties(base)
@@ -120,7 +120,11 @@ def configure(
     ):
         if value is not None:
             model[MODEL_KEYS[keyword]] = _check_int(keyword, value)
-    settings.update({key: str(value) for key, value in (properties or {}).items()})
+    for key, value in (properties or {}).items():
+        if value is None:
+            settings.pop(key, None)
+        else:
+            settings[key] = str(value)
     if root is not None:
         for key in PATH_PROPERTIES:
             if key in settings and not Path(settings[key]).is_absolute():

@@ -24,6 +24,7 @@ from scripts.serving.errors import ServeError
 from scripts.serving.layout import KEY_FILE, LOG_CONFIG, ROOT, TORCHSERVE, ZLIB_NG
 
 READY_TIMEOUT = 180.0
+DEFAULT_OPTIONS = ("--ncs", "--log-config", str(LOG_CONFIG))
 LOG_FILES = ("model_log.log", "ts_log.log", "torchserve.out")
 
 
@@ -85,7 +86,8 @@ class Server(Client):
             except psutil.Error:
                 pass
         psutil.wait_procs(leftovers, timeout=10)
-        self.key_file.unlink(missing_ok=True)
+        if self.key_file:
+            self.key_file.unlink(missing_ok=True)
         shutil.rmtree(self.state["tmpdir"], ignore_errors=True)
         (self.run_dir / "server.json").unlink(missing_ok=True)
 
@@ -96,10 +98,12 @@ def start(
     cwd: Path = ROOT,
     timeout: float = READY_TIMEOUT,
     env: dict | None = None,
+    options: list[str] | None = None,
 ) -> Server:
     """Start TorchServe in the background with the properties file ``config``; wait until its workers are READY.
 
-    Logs go to ``run_dir``; TorchServe writes its key file into ``cwd``.
+    Logs go to ``run_dir``; TorchServe writes its key file into ``cwd``. ``options`` replace the
+    bundle's own torchserve options (no config snapshots, handler/log4j2.xml).
     """
     config, run_dir, cwd = Path(config).resolve(), Path(run_dir).resolve(), Path(cwd).resolve()
     running = Server.load(run_dir)
@@ -119,7 +123,13 @@ def start(
     with open(run_dir / "torchserve.out", "ab") as out:
         # `torchserve --start` returns at once; its Java child inherits stdout, so that must be a file.
         launcher = subprocess.run(
-            [str(TORCHSERVE), "--start", "--ncs", "--ts-config", str(config), "--log-config", str(LOG_CONFIG)],
+            [
+                str(TORCHSERVE),
+                "--start",
+                "--ts-config",
+                str(config),
+                *(DEFAULT_OPTIONS if options is None else options),
+            ],
             cwd=cwd,
             env=server_env(run_dir, tmpdir, env),
             stdin=subprocess.DEVNULL,
@@ -142,7 +152,7 @@ def start(
         "run_dir": str(run_dir),
         "config": str(config),
         "model": settings.model_name,
-        "key_file": str(cwd / KEY_FILE),
+        "key_file": None if settings.properties.get("disable_token_authorization") == "true" else str(cwd / KEY_FILE),
         **{api: settings.address(api) for api in ("inference", "management", "metrics")},
     }
     (run_dir / "server.json").write_text(json.dumps(state, indent=2) + "\n")
