@@ -83,7 +83,7 @@ def mnist_epoch(mnist_dir, tmp_path_factory) -> TrainedRun:
     command = [sys.executable, "-m", "train", "--epochs", "1", "--batch-size", "128", "--device", "cpu"]
     command += ["--data-dir", str(mnist_dir), "--data-root", str(tmp)]
     command += ["--checkpoint", str(tmp / "mnist_cnn.pth"), "--reports-dir", str(tmp / "reports")]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, f"python -m train failed:\n{result.stdout}\n{result.stderr}"
     metrics = json.loads((tmp / "reports" / "metrics.json").read_text())
     return TrainedRun(tmp / "mnist_cnn.pth", result.stdout, metrics)
