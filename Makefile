@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install data test lint clean
+.PHONY: help install data test test-fast lint clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -44,10 +44,13 @@ bench-train: $(STAMP) ## Time the straightforward pipeline vs ours: reports/benc
 
 # ---- quality -------------------------------------------------------------
 
-test: $(STAMP) ## Run the test suite and the linter
+test: $(STAMP) ## Run every test (MNIST_DIR for the ones needing MNIST) and the linter
 	$(PY) -m pytest
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+test-fast: $(STAMP) ## Run the unit and handler tests only: no TorchServe, no MNIST
+	$(PY) -m pytest -m "not e2e and not mnist"
 
 lint: $(STAMP) ## Lint and check formatting only
 	$(VENV)/bin/ruff check .

@@ -1,6 +1,8 @@
-"""Helpers for the serving tests: checkpoints, archives, images as bytes, offline answers."""
+"""Helpers for the serving tests: checkpoints, archives, configurations, the CLI, images as bytes, offline answers."""
 
+import copy
 import io
+import os
 import subprocess
 import sys
 import zipfile
@@ -10,9 +12,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from handler.decode import decode_image
 from handler.preprocess import to_model_input
 from model import MnistCNN
+from model.inference import for_inference, load_for_inference
 from scripts.serving.archive import build_archive
+from scripts.serving.config import API_NAMES, configure, free_ports
 from scripts.serving.layout import ROOT
 
 
@@ -23,21 +28,6 @@ def untrained_checkpoint(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def quick_checkpoint(path: Path, mnist_dir: Path, reports_dir: Path) -> Path:
-    """One epoch on 5,000 real digits with the project's training CLI: quick, and a model that reads digits.
-
-    AdamW at batch 128: the default SGD recipe is tuned for 10 full epochs and is still at
-    chance level after 20 steps.
-    """
-    command = [sys.executable, "-m", "train", "--epochs", "1", "--subset", "5000", "--seed", "0"]
-    command += ["--optimizer", "adamw", "--lr", "3e-3", "--batch-size", "128"]
-    command += ["--checkpoint", str(path), "--reports-dir", str(reports_dir), "--data-dir", str(mnist_dir)]
-    command += ["--data-root", str(reports_dir / "data"), "--device", "cpu"]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"python -m train failed:\n{result.stdout}\n{result.stderr}"
-    return path
-
-
 def unpacked_archive(checkpoint: Path, workdir: Path) -> Path:
     """Build the real .mar and unzip it: the directory a TorchServe worker runs the handler in."""
     mar = build_archive(checkpoint, workdir / "store")
@@ -45,6 +35,23 @@ def unpacked_archive(checkpoint: Path, workdir: Path) -> Path:
     with zipfile.ZipFile(mar) as archive:
         archive.extractall(model_dir)
     return model_dir
+
+
+# `python -m scripts.serving start`'s port options, one per API (scripts.serving.config.API_NAMES).
+PORT_OPTIONS = tuple(f"--{name.replace('_', '-')}-port" for name in API_NAMES)
+
+
+def server_config(store: Path, dest: Path, workers: int = 1, ports: dict[str, int] | None = None) -> Path:
+    """The project's configuration on free loopback ports (or ``ports``), serving the archive in ``store``."""
+    configuration = configure(ports=ports or free_ports(), workers=workers, properties={"model_store": str(store)})
+    return configuration.write(dest)
+
+
+def serving_cli(*args: str, cwd: Path = ROOT, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python -m scripts.serving ...`` as the Makefile runs it, from any directory."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "scripts.serving", *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
@@ -59,7 +66,30 @@ def mnist_image(pixels: np.ndarray) -> Image.Image:
 
 
 def offline_probabilities(model: torch.nn.Module, images: list[Image.Image]) -> torch.Tensor:
-    """What evaluation computes for the same pictures, without any server."""
+    """What the handler computes for ``images`` as one batch, without any server: ``model`` in its served
+    form (``for_inference``, channels-last input), softmax probabilities."""
+    served = for_inference(copy.deepcopy(model))
     with torch.inference_mode():
         batch = torch.stack([to_model_input(image) for image in images])
-        return torch.softmax(model(batch), dim=1)
+        return torch.softmax(served(batch.to(memory_format=torch.channels_last)), dim=1)
+
+
+def rounded(probabilities: torch.Tensor) -> list[float]:
+    """One image's probabilities as the handler writes them into its JSON answer."""
+    return [round(p, 6) for p in probabilities.tolist()]
+
+
+def served_probabilities(checkpoint: Path, bodies: list[bytes]) -> list[list[float]]:
+    """What a TorchServe worker answers for each body sent alone, computed here.
+
+    The worker's decoding, the served model form, a worker's torch threads (one unless OMP_NUM_THREADS
+    says otherwise; their number may change the last bits of a sum), a batch of one, probabilities
+    rounded as in the JSON answer.
+    """
+    model = load_for_inference(checkpoint)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    try:
+        return [rounded(offline_probabilities(model, [decode_image(body)])[0]) for body in bodies]
+    finally:
+        torch.set_num_threads(threads)

@@ -1,6 +1,9 @@
+import pytest
 import torch
 
 from train.augment import random_affine
+
+pytestmark = pytest.mark.unit
 
 
 def digit_batch(n: int = 8) -> torch.Tensor:

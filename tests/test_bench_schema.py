@@ -7,6 +7,8 @@ from scripts.bench_serve.report import markdown
 from scripts.bench_serve.schema import Point, field_docs, markdown_fields
 from scripts.serving.layout import ROOT
 
+pytestmark = pytest.mark.unit
+
 
 def test_docs_list_exactly_the_declared_fields():
     assert markdown_fields() in (ROOT / "docs" / "performance.md").read_text()

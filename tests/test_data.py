@@ -7,6 +7,8 @@ import pytest
 
 from train.data import DataError, load_mnist
 
+pytestmark = pytest.mark.unit
+
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 

@@ -9,6 +9,8 @@ from model import MnistCNN
 from train.allocator import keep_freed_memory
 from train.dropout import ByteMaskDropout, keep_mask, use_byte_mask_dropout
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("p", [0.25, 0.5])
 def test_keep_mask_keeps_one_minus_p(p):

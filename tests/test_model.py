@@ -1,7 +1,10 @@
+import pytest
 import torch
 
 from model import MnistCNN
 from model.inference import for_inference
+
+pytestmark = pytest.mark.unit
 
 
 def test_output_is_logits_per_image():

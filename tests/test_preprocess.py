@@ -10,6 +10,8 @@ from PIL import Image
 from handler.preprocess import PreprocessError, normalize, to_model_input
 from tests.digits import big_seven, centre_of_mass, draw_seven, ink_box, mnist_like_ring, pixels, similarity
 
+pytestmark = pytest.mark.unit
+
 BLANK = "no digit found in the image"
 
 

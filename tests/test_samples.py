@@ -6,8 +6,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from handler.decode import decode_image
 from handler.preprocess import PreprocessError, to_model_input
 from scripts.make_samples import MAX_BYTES, make_samples
+from tests.support import served_probabilities
+
+pytestmark = pytest.mark.unit
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 PICTURES = sorted(p for p in SAMPLES.iterdir() if p.name != "blank.png")
@@ -36,7 +40,14 @@ def test_every_sample_becomes_a_model_input(path):
 
 def test_blank_sample_is_refused():
     with pytest.raises(PreprocessError, match="blank"):
-        to_model_input(Image.open(SAMPLES / "blank.png"))
+        to_model_input(decode_image((SAMPLES / "blank.png").read_bytes()))
+
+
+@pytest.mark.parametrize("path", PICTURES, ids=lambda p: p.name)
+def test_a_trained_model_reads_each_sample_as_the_digit_in_its_name(path, mnist_epoch):
+    """What the server would answer for the file, computed here with a model trained on MNIST."""
+    [probabilities] = served_probabilities(mnist_epoch.checkpoint, [path.read_bytes()])
+    assert int(np.argmax(probabilities)) == int(path.name.split("_")[0]), probabilities
 
 
 def test_samples_regenerate_from_mnist(mnist, tmp_path):

@@ -1,14 +1,19 @@
-"""End to end: a real TorchServe on free loopback ports, real HTTP, the real archive and config."""
+"""End to end: a real TorchServe on free loopback ports, real HTTP, the real archive and config.
+
+One TorchServe serves the module, started and stopped with the CLI as `make serve` / `make stop` do.
+"""
 
 import base64
 import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,34 +23,34 @@ import requests
 import torch
 from PIL import Image
 
-from model.inference import load_for_inference
 from scripts.bench_serve.schema import field_docs
-from scripts.serving.config import read_properties
+from scripts.serving.archive import build_archive
+from scripts.serving.config import API_NAMES, free_ports, read_properties
 from scripts.serving.errors import ServeError
 from scripts.serving.layout import ROOT, ZLIB_NG
 from scripts.serving.process import Server, serve_checkpoint
 from tests.support import (
+    PORT_OPTIONS,
     encode,
     mnist_image,
-    offline_probabilities,
-    quick_checkpoint,
+    served_probabilities,
+    server_config,
+    serving_cli,
     untrained_checkpoint,
 )
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 # A valid picture for any model, trained or not: a white bar on black, 28x28, as MNIST draws a "1".
 GOOD_PNG = encode(Image.fromarray(np.pad(np.full((20, 6), 255, np.uint8), ((4, 4), (11, 11))), mode="L"))
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """(path, trained): a quickly trained checkpoint with MNIST_DIR, else an untrained one."""
-    workdir = tmp_path_factory.mktemp("checkpoint")
-    mnist_dir = os.environ.get("MNIST_DIR")
-    if mnist_dir and os.path.isdir(mnist_dir):
-        return quick_checkpoint(workdir / "quick.pth", mnist_dir, workdir / "reports"), True
-    return untrained_checkpoint(workdir / "untrained.pth"), False
+def checkpoint(request, tmp_path_factory):
+    """(path, trained): the session's model trained on MNIST with MNIST_DIR, else an untrained one."""
+    if os.environ.get("MNIST_DIR"):
+        return request.getfixturevalue("mnist_epoch").checkpoint, True
+    return untrained_checkpoint(tmp_path_factory.mktemp("checkpoint") / "untrained.pth"), False
 
 
 @pytest.fixture(scope="module")
@@ -55,20 +60,54 @@ def trained(checkpoint):
     return checkpoint[0]
 
 
+@dataclass(frozen=True)
+class Launch:
+    server: Server
+    ports: list[int]  # given to `start` on its command line, in PORT_OPTIONS order
+    config_ports: list[int]  # the config file's, overridden
+    output: str  # what `start` printed
+
+
 @pytest.fixture(scope="module")
-def server(checkpoint, tmp_path_factory):
-    """TorchServe with one worker; stopped at the end with every process it started."""
+def launch(checkpoint, tmp_path_factory):
+    """TorchServe with one worker, started by the CLI with every port moved off the config's (as
+    `make serve INFERENCE_PORT=...` does); stopped by the CLI at the end, with every process it started."""
     workdir = tmp_path_factory.mktemp("torchserve")
-    server = serve_checkpoint(checkpoint[0], workdir, workers=1)
+    store = build_archive(checkpoint[0], workdir / "store").parent
+    both = free_ports([f"{which} {name}" for which in ("cli", "config") for name in API_NAMES])
+    cli_ports = [both[f"cli {name}"] for name in API_NAMES]
+    config_ports = [both[f"config {name}"] for name in API_NAMES]
+    config = server_config(store, workdir / "config.properties", ports=dict(zip(API_NAMES, config_ports, strict=True)))
+    moved = [word for option, port in zip(PORT_OPTIONS, cli_ports, strict=True) for word in (option, str(port))]
+    run_dir = str(workdir / "logs")
+    started = serving_cli("--run-dir", run_dir, "start", "--config", str(config), *moved, cwd=workdir)
+    assert started.returncode == 0, started.stdout + started.stderr
+    server = Server.load(run_dir)
     family = [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]
-    yield server
+    yield Launch(server, cli_ports, config_ports, started.stdout)
     answered = metric(server, "ts_inference_requests_total")
-    access_log = Path(server.state["run_dir"], "access_log.log")
-    server.stop()
+    stopped = serving_cli("--run-dir", run_dir, "stop", cwd=workdir)
+    assert stopped.returncode == 0 and f"TorchServe (pid {server.pid}) stopped." in stopped.stdout
     assert not [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE], "processes left behind"
     assert not (workdir / "key_file.json").exists()
     # The access log is written in blocks (handler/log4j2.xml): complete once TorchServe has stopped.
-    assert answered > 0 and access_log.read_text().count("/predictions/") >= answered
+    assert answered > 0 and Path(run_dir, "access_log.log").read_text().count("/predictions/") >= answered
+
+
+@pytest.fixture(scope="module")
+def server(launch) -> Server:
+    return launch.server
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def cli(server: Server, *args: str) -> subprocess.CompletedProcess:
+    """The Makefile's serving helper (`python -m scripts.serving ...`) for this server."""
+    return serving_cli("--run-dir", server.state["run_dir"], *args)
 
 
 def predict(server: Server, data: bytes, content_type: str | None = "image/png", key: str | None = None, **kwargs):
@@ -94,21 +133,33 @@ def wait_for(read, expected, timeout: float = 15.0):
     return value
 
 
-def test_png_body_matches_the_offline_model_exactly(server, checkpoint, mnist):
+def test_start_serves_on_the_ports_given_on_its_command_line(launch):
+    server = launch.server
+    inference, management, metrics = (f"http://127.0.0.1:{port}" for port in launch.ports[:3])
+    assert (server.inference, server.management, server.metrics) == (inference, management, metrics)
+    assert f"TorchServe is up (pid {server.pid})" in launch.output
+    for endpoint in (f"{inference}/predictions/mnist", f"{management}/models/mnist", f"{metrics}/metrics"):
+        assert endpoint in launch.output
+    assert all(listening(port) for port in launch.ports)  # gRPC's two as well
+    assert not any(listening(port) for port in launch.config_ports)
+    assert predict(server, GOOD_PNG, timeout=30).status_code == 200
+
+
+def test_png_body_gets_exactly_the_served_model_answer(server, checkpoint, mnist):
+    """The worker's probabilities are the offline ones of the same served form, to the last digit sent."""
     _, test = mnist
-    images = [mnist_image(pixels) for pixels in test.images[:20]]
-    reference = offline_probabilities(load_for_inference(checkpoint[0]), images)
-    for image, probabilities in zip(images, reference, strict=True):
-        response = predict(server, encode(image), timeout=30)
+    bodies = [encode(mnist_image(pixels)) for pixels in test.images[:20]]
+    for body, probabilities in zip(bodies, served_probabilities(checkpoint[0], bodies), strict=True):
+        response = predict(server, body, timeout=30)  # one at a time: a batch of one, as computed
         assert response.status_code == 200
         answer = response.json()
-        assert answer["digit"] == int(probabilities.argmax())
-        assert answer["probabilities"] == pytest.approx(probabilities.tolist(), abs=1e-5)
+        assert answer["probabilities"] == probabilities
+        assert answer["digit"] == int(np.argmax(probabilities)) and answer["confidence"] == max(probabilities)
 
 
 def test_known_digit_is_classified_right_in_every_encoding(server, trained, mnist):
     _, test = mnist
-    # The test set's first digit, a clear 7: even the quick one-epoch model reads it.
+    # The test set's first digit, a clear 7.
     image, label = mnist_image(test.images[0]), int(test.labels[0])
     data = encode(image)
     key = server.key("inference")
@@ -212,20 +263,61 @@ def test_bad_requests_among_concurrent_good_ones_fail_alone(server):
     assert codes == [200 if i % 3 else 400 for i in range(48)]
 
 
-def serving_cli(server, *args: str) -> subprocess.CompletedProcess:
-    """Run the Makefile's serving helper (`python -m scripts.serving ...`) against this server."""
-    command = [sys.executable, "-m", "scripts.serving", "--run-dir", server.state["run_dir"], *args]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
-
-
 def test_scale_workers_to_two_and_back_with_the_cli(server):
     for workers in (2, 1):
-        result = serving_cli(server, "scale", str(workers))
+        result = cli(server, "scale", str(workers))
         assert result.returncode == 0, result.stderr
         assert f"{workers} worker(s)" in result.stdout
         described = server.describe()["workers"]
         assert len(described) == workers
         assert all(worker["status"] == "READY" for worker in described)
+
+
+def test_cli_predict_prints_the_served_answer(server, checkpoint):
+    sample = ROOT / "samples" / "7_mnist.png"
+    result = cli(server, "predict", str(sample))
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["probabilities"] == served_probabilities(checkpoint[0], [sample.read_bytes()])[0]
+    if checkpoint[1]:
+        assert answer["digit"] == 7
+
+
+def test_cli_token_prints_every_key_and_they_work(server):
+    result = cli(server, "token")
+    assert result.returncode == 0, result.stderr
+    printed = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()}
+    assert printed == {kind: entry["key"] for kind, entry in server.keys().items()}
+    assert set(printed) == {"inference", "management", "API"}
+    assert predict(server, GOOD_PNG, key=printed["inference"], timeout=30).status_code == 200
+
+
+def test_cli_renew_key_replaces_both_keys(server):
+    old = {kind: server.key(kind) for kind in ("inference", "management")}
+    result = cli(server, "renew-key")
+    assert result.returncode == 0, result.stderr
+    new = dict(re.findall(r"new (\w+) key: (\S+)", result.stdout))
+    assert set(new) == set(old)
+    assert all(new[kind] != old[kind] and new[kind] == server.key(kind) for kind in old)
+    assert predict(server, GOOD_PNG, key=old["inference"], timeout=30).status_code == 400
+    assert predict(server, GOOD_PNG, key=new["inference"], timeout=30).status_code == 200
+    models = f"{server.management}/models"
+    assert requests.get(models, headers={"Authorization": f"Bearer {old['management']}"}, timeout=10).status_code == 400
+    assert requests.get(models, headers={"Authorization": f"Bearer {new['management']}"}, timeout=10).status_code == 200
+
+
+def test_cli_logs_prints_the_last_lines_of_each_log(server):
+    result = cli(server, "logs", "--lines", "3")
+    assert result.returncode == 0, result.stderr
+    sections = {}
+    for section in result.stdout.split("--- last lines of ")[1:]:
+        header, *lines = section.rstrip("\n").split("\n")
+        sections[Path(header.removesuffix(" ---"))] = lines
+    run_dir = Path(server.state["run_dir"])
+    assert {run_dir / "model_log.log", run_dir / "ts_log.log"} <= set(sections)
+    for path, lines in sections.items():
+        assert 1 <= len(lines) <= 3
+        assert all(line in path.read_text() for line in lines)
 
 
 def test_metrics_endpoint_serves_prometheus_text(server):
@@ -259,15 +351,16 @@ def test_workers_inflate_pngs_with_zlib_ng_when_it_is_built(server):
     assert workers
     for worker in workers:
         libraries = {m.path for m in worker.memory_maps() if "libz.so" in m.path}
-        assert libraries and all(path.startswith(str(ZLIB_NG)) for path in libraries), libraries
+        # Mapped paths are real paths; the venv may be a symlink.
+        assert libraries and all(path.startswith(str(ZLIB_NG.resolve())) for path in libraries), libraries
 
 
 def test_starting_again_while_running_changes_nothing(server):
-    result = serving_cli(server, "start")
+    result = cli(server, "start")
     assert result.returncode == 0
     assert "already running" in result.stdout
     assert Server.load(server.state["run_dir"]).pid == server.pid
-    status = serving_cli(server, "status")
+    status = cli(server, "status")
     assert status.returncode == 0
     assert "READY" in status.stdout and f"{server.inference}/predictions/{server.model}" in status.stdout
 

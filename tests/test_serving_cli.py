@@ -3,9 +3,10 @@
 import json
 import os
 import shutil
+import socket
 import subprocess
-import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 import yaml
@@ -15,37 +16,71 @@ from scripts.serving.config import configure, read_model_settings, read_properti
 from scripts.serving.errors import ServeError
 from scripts.serving.layout import ROOT, ZLIB_NG
 from scripts.serving.process import Server, zlib_ng_env
-from tests.support import untrained_checkpoint
+from tests.support import PORT_OPTIONS, server_config, serving_cli, untrained_checkpoint
+
+pytestmark = pytest.mark.handler
 
 
-def serving(*args, cwd=ROOT):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # run from any directory, as make does from the root
-    command = [sys.executable, "-m", "scripts.serving", *args]
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+# For each port option of `start`: the name its refusal gives the address, the Makefile's variable.
+NAMES = ["inference", "management", "metrics", "gRPC inference", "gRPC management"]
+PORT_NAMES = dict(zip(PORT_OPTIONS, NAMES, strict=True))
+PORT_VARIABLES = {option: option[2:].upper().replace("-", "_") for option in PORT_OPTIONS}  # INFERENCE_PORT
+ALL_PORTS = {option: 18080 + i for i, option in enumerate(PORT_OPTIONS)}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    """A model store holding the real archive (of an untrained model)."""
+    workdir = tmp_path_factory.mktemp("store")
+    return build_archive(untrained_checkpoint(workdir / "w.pth"), workdir / "store").parent
 
 
 @pytest.mark.parametrize("command", [["predict", "README.md"], ["scale", "2"], ["token"], ["renew-key"]])
 def test_commands_need_a_running_server(tmp_path, command):
-    result = serving("--run-dir", str(tmp_path), *command)
+    result = serving_cli("--run-dir", str(tmp_path), *command)
     assert result.returncode == 1
     assert result.stderr.startswith("error: TorchServe is not running") and "Traceback" not in result.stderr
 
 
 def test_status_stop_and_running_without_a_server(tmp_path):
-    assert "not running" in serving("--run-dir", str(tmp_path), "status").stdout
-    assert "not running" in serving("--run-dir", str(tmp_path), "stop").stdout
-    assert serving("--run-dir", str(tmp_path), "running").returncode == 1
+    assert "not running" in serving_cli("--run-dir", str(tmp_path), "status").stdout
+    assert "not running" in serving_cli("--run-dir", str(tmp_path), "stop").stdout
+    assert serving_cli("--run-dir", str(tmp_path), "running").returncode == 1
 
 
 def test_archive_without_weights_says_to_train(tmp_path):
-    result = serving("archive", "--checkpoint", str(tmp_path / "missing.pth"), "--model-store", str(tmp_path))
+    result = serving_cli("archive", "--checkpoint", str(tmp_path / "missing.pth"), "--model-store", str(tmp_path))
     assert result.returncode == 1 and "make train" in result.stderr
 
 
 def test_start_without_an_archive_says_to_build_it(tmp_path):
     config = configure(properties={"model_store": str(tmp_path)}).write(tmp_path / "c.properties")
-    result = serving("--run-dir", str(tmp_path), "start", "--config", str(config), cwd=tmp_path)
+    result = serving_cli("--run-dir", str(tmp_path), "start", "--config", str(config), cwd=tmp_path)
     assert result.returncode == 1 and "make archive" in result.stderr
+
+
+@pytest.mark.parametrize("option", PORT_OPTIONS)
+def test_start_refuses_a_port_in_use_and_starts_nothing(tmp_path, store, option):
+    config = server_config(store, tmp_path / "config.properties")
+    with socket.create_server(("127.0.0.1", 0)) as busy:  # a real socket, listening
+        port = busy.getsockname()[1]
+        result = serving_cli("--run-dir", str(tmp_path / "run"), "start", "--config", str(config), option, str(port))
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: the {PORT_NAMES[option]} address http://127.0.0.1:{port} is already")
+    assert result.stderr.count("\n") == 1 and "in use" in result.stderr
+    assert not (tmp_path / "run" / "server.json").exists() and not (tmp_path / "run" / "torchserve.out").exists()
+
+
+@pytest.mark.parametrize("ports", [{}, {"--metrics-port": 9}, ALL_PORTS], ids=["none", "one", "all"])
+def test_make_serve_hands_each_port_variable_to_start(ports):
+    """What `make serve INFERENCE_PORT=...` runs (`make -n`, SERVE=echo: nothing starts, nothing is built)."""
+    env = {key: value for key, value in os.environ.items() if key not in PORT_VARIABLES.values()}
+    command = ["make", "-n", "--no-print-directory", "serve", "SERVE=echo scripts.serving"]
+    command += [f"{PORT_VARIABLES[option]}={port}" for option, port in ports.items()]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    starts = [line.split()[3:] for line in result.stdout.splitlines() if line.startswith("echo scripts.serving start")]
+    assert starts == [[word for option, port in ports.items() for word in (option, str(port))]]
 
 
 def test_archive_carries_the_model_and_handler_packages(tmp_path):

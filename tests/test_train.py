@@ -17,6 +17,8 @@ from train.reports import FIGURES
 from train.run import build_parser, train
 from train.run import main as train_main
 
+pytestmark = pytest.mark.unit
+
 METRICS_KEYS = {
     "history",
     "test_accuracy",
@@ -119,43 +121,27 @@ def test_same_seed_gives_identical_weights(tmp_path, digits):
 # ---- the real data set ------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def one_epoch_on_mnist(mnist_dir, tmp_path_factory):
-    """`python -m train --epochs 1 --batch-size 128` on the full MNIST.
-
-    The defaults (SGD at batch 256) are tuned for 10 epochs; one epoch of them is only 235
-    steps and varies widely with the seed. Batch 128 doubles the steps and lands reliably
-    above the threshold (docs/training.md).
-    """
-    tmp = tmp_path_factory.mktemp("mnist-epoch")
-    cmd = [sys.executable, "-m", "train", "--epochs", "1", "--batch-size", "128"]
-    cmd += ["--data-dir", str(mnist_dir), "--data-root", str(tmp)]
-    cmd += ["--checkpoint", str(tmp / "mnist_cnn.pth"), "--reports-dir", str(tmp / "reports")]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    return tmp, result.stdout, json.loads((tmp / "reports" / "metrics.json").read_text())
-
-
-def test_one_epoch_on_mnist_reaches_98_5_percent(one_epoch_on_mnist):
-    _, stdout, metrics = one_epoch_on_mnist
+def test_one_epoch_on_mnist_reaches_98_5_percent(mnist_epoch):
+    metrics = mnist_epoch.metrics
     assert metrics["test_accuracy"] >= 0.985
     assert metrics["num_test"] == 10_000
-    assert "epoch  1/1  train loss" in stdout and "test loss" in stdout
+    assert "epoch  1/1  train loss" in mnist_epoch.stdout and "test loss" in mnist_epoch.stdout
 
 
-def test_evaluate_cli_reproduces_training_accuracy(one_epoch_on_mnist, mnist_dir):
-    tmp, _, trained = one_epoch_on_mnist
-    cmd = [sys.executable, "-m", "train.evaluate", "--checkpoint", str(tmp / "mnist_cnn.pth")]
-    cmd += ["--data-dir", str(mnist_dir), "--data-root", str(tmp), "--reports-dir", str(tmp / "re-eval")]
+def test_evaluate_cli_reproduces_training_accuracy(mnist_epoch, mnist_dir, tmp_path):
+    trained = mnist_epoch.metrics
+    data_root = mnist_epoch.checkpoint.parent  # where the training run unpacked MNIST
+    cmd = [sys.executable, "-m", "train.evaluate", "--checkpoint", str(mnist_epoch.checkpoint)]
+    cmd += ["--data-dir", str(mnist_dir), "--data-root", str(data_root), "--reports-dir", str(tmp_path / "re-eval")]
     result = subprocess.run(cmd, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    evaluated = json.loads((tmp / "re-eval" / "metrics.json").read_text())
+    evaluated = json.loads((tmp_path / "re-eval" / "metrics.json").read_text())
     assert evaluated["test_accuracy"] == trained["test_accuracy"]
     assert evaluated["confusion_matrix"] == trained["confusion_matrix"]
     # The per-epoch figure (tensor path) agrees with the served-preprocessing path.
     assert trained["history"][-1]["test_acc"] == pytest.approx(trained["test_accuracy"], abs=1e-6)
     for name in ("confusion_matrix.png", "samples.png"):
-        assert (tmp / "re-eval" / name).stat().st_size > 0
+        assert (tmp_path / "re-eval" / name).stat().st_size > 0
 
 
 # ---- bad options --------------------------------------------------------------

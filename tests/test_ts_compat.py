@@ -4,9 +4,12 @@ import inspect
 import logging
 from importlib.metadata import version
 
+import pytest
 from ts.protocol import otf_message_handler
 
 from handler.ts_compat import PER_BATCH_LINE, TORCHSERVE_VERSION, not_per_batch_line, quiet_per_batch_log
+
+pytestmark = pytest.mark.unit
 
 
 def test_the_pinned_torchserve_is_installed():

@@ -12,6 +12,8 @@ from scripts import user_style
 from scripts.user_style import STYLES, render, render_bytes, write_renders
 from tests.digits import draw_seven, mnist_like_ring, similarity
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def digits() -> list[np.ndarray]:

@@ -9,7 +9,7 @@ from scripts.serving.config import configure
 from scripts.serving.process import serve_checkpoint
 from tests.support import untrained_checkpoint
 
-pytestmark = [pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 
 @pytest.fixture

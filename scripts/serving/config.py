@@ -10,7 +10,7 @@ which returns a :class:`Configuration`; nothing edits a configuration file's tex
 """
 
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -133,13 +133,13 @@ def configure(
     return Configuration(settings, model)
 
 
-def free_ports() -> dict[str, int]:
-    """A port nobody listens on right now for each API (the OS picks them)."""
-    sockets = [socket.socket() for _ in API_NAMES]
+def free_ports(names: Sequence[str] = API_NAMES) -> dict[str, int]:
+    """A different port that nobody listens on right now for each name (the OS picks them)."""
+    sockets = [socket.socket() for _ in names]
     try:
         for s in sockets:
             s.bind(("127.0.0.1", 0))
-        return {name: s.getsockname()[1] for name, s in zip(API_NAMES, sockets, strict=True)}
+        return {name: s.getsockname()[1] for name, s in zip(names, sockets, strict=True)}
     finally:
         for s in sockets:
             s.close()

@@ -115,7 +115,8 @@ def start(
         raise ServeError(f"no model archive in {store}: run `make archive` first")
     for api in API_NAMES:
         if _in_use(settings.address(api)):
-            raise ServeError(f"the {api} address {settings.address(api)} is already in use (another TorchServe?)")
+            name = api.replace("grpc_", "gRPC ")
+            raise ServeError(f"the {name} address {settings.address(api)} is already in use (another TorchServe?)")
 
     run_dir.mkdir(parents=True, exist_ok=True)
     # Unix sockets have a ~100-byte path limit, hence a short private dir under /tmp.
