@@ -126,3 +126,21 @@ eval-server: $(STAMP) ## Accuracy through the running server: MNIST test set + u
 bench-serve: $(STAMP) ## Serving req/s + latency vs the in-process ceiling: reports/bench_serve.{json,png,md} (ARGS="--configs default --concurrency 32")
 	@test -f $(CHECKPOINT) || $(MAKE) train
 	$(PY) -m scripts.bench_serve --checkpoint $(CHECKPOINT) $(ARGS)
+
+# ---- deployment ----------------------------------------------------------
+.PHONY: image deploy-check
+
+IMAGE ?= mnist-serve:0.1.0
+
+image: $(STAMP) ## Build the container image (deploy/Dockerfile) with docker or podman: IMAGE=mnist-serve:0.1.0
+	@engine=$$(for e in docker podman; do command -v $$e >/dev/null 2>&1 && $$e info >/dev/null 2>&1 && { echo $$e; break; }; done); \
+	if [ -z "$$engine" ]; then echo "make image: no working container engine here (docker info and podman info fail), nothing built"; exit 0; fi; \
+	$(MAKE) --no-print-directory archive && \
+	rm -rf build/image && mkdir -p build/image/model_store && \
+	tar -c --exclude=__pycache__ requirements.txt config.properties scripts handler model samples | tar -x -C build/image && \
+	cp $(MAR) build/image/model_store/ && \
+	echo "building $(IMAGE) with $$engine from build/image" && \
+	$$engine build -f deploy/Dockerfile -t $(IMAGE) build/image
+
+deploy-check: $(STAMP) ## Validate deploy/ offline: Kubernetes schemas, KServe's CRD schema, the kustomize build
+	$(PY) -m scripts.deploy_check
