@@ -135,10 +135,8 @@ IMAGE ?= mnist-serve:0.1.0
 image: $(STAMP) ## Build the container image (deploy/Dockerfile) with docker or podman: IMAGE=mnist-serve:0.1.0
 	@engine=$$(for e in docker podman; do command -v $$e >/dev/null 2>&1 && $$e info >/dev/null 2>&1 && { echo $$e; break; }; done); \
 	if [ -z "$$engine" ]; then echo "make image: no working container engine here (docker info and podman info fail), nothing built"; exit 0; fi; \
-	$(MAKE) --no-print-directory archive && \
-	rm -rf build/image && mkdir -p build/image/model_store && \
-	tar -c --exclude=__pycache__ requirements.txt config.properties scripts handler model samples | tar -x -C build/image && \
-	cp $(MAR) build/image/model_store/ && \
+	test -f $(CHECKPOINT) || $(MAKE) --no-print-directory train; \
+	$(SERVE) image-context --checkpoint $(CHECKPOINT) --out build/image && \
 	echo "building $(IMAGE) with $$engine from build/image" && \
 	$$engine build -f deploy/Dockerfile -t $(IMAGE) build/image
 

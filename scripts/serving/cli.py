@@ -7,6 +7,7 @@ python -m scripts.serving scale 2
 python -m scripts.serving predict samples/digit.png
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from scripts.serving.archive import build_archive
 from scripts.serving.client import raise_for_status
 from scripts.serving.config import configure
 from scripts.serving.errors import ServeError
+from scripts.serving.foreground import DRAIN_SECONDS, healthy, run
+from scripts.serving.image import stage_image
 from scripts.serving.kserve import WORKERS as KSERVE_WORKERS
 from scripts.serving.kserve import kserve_configuration, write_kserve_store
 from scripts.serving.process import READY_TIMEOUT, Server, log_tail, start
@@ -61,6 +64,20 @@ def cmd_archive(args) -> None:
 def cmd_kserve_store(args) -> None:
     store = write_kserve_store(args.checkpoint, args.out, kserve_configuration(workers=args.workers))
     print(f"wrote {store}/config/config.properties and {store}/model-store/mnist.mar (KServe's /mnt/models)")
+
+
+def cmd_image_context(args) -> None:
+    print(f"staged the image's build context in {stage_image(args.checkpoint, args.out)}")
+
+
+def cmd_run(args) -> int:
+    return run(args.run_dir, args.warmup, args.drain)
+
+
+def cmd_health(args) -> int:
+    problem = healthy(args.run_dir)
+    print(problem or "healthy")
+    return 1 if problem else 0
 
 
 def cmd_start(args) -> None:
@@ -181,6 +198,29 @@ def build_parser() -> OneLineParser:
         help=f"seconds of warm-up traffic at most before reporting ready, 0 for none (default {WARMUP_SECONDS:g})",
     )
     sub.set_defaults(run=cmd_start)
+
+    sub = commands.add_parser(
+        "run", help="TorchServe in the foreground (the container's entrypoint): warm-up, ready marker, graceful stop"
+    )
+    sub.add_argument(
+        "--warmup",
+        type=float,
+        default=float(os.environ.get("MNIST_SERVE_WARMUP", WARMUP_SECONDS)),
+        help=f"most seconds of warm-up before ready (env MNIST_SERVE_WARMUP, default {WARMUP_SECONDS:g})",
+    )
+    sub.add_argument(
+        "--drain",
+        type=float,
+        default=float(os.environ.get("MNIST_SERVE_DRAIN", DRAIN_SECONDS)),
+        help=f"seconds of serving after SIGTERM before stopping (env MNIST_SERVE_DRAIN, default {DRAIN_SECONDS:g})",
+    )
+    sub.set_defaults(run=cmd_run)
+    sub = commands.add_parser("health", help="exit 0 when warmed up and /ping answers (the container's HEALTHCHECK)")
+    sub.set_defaults(run=cmd_health)
+    sub = commands.add_parser("image-context", help="stage the container image's build context (make image)")
+    sub.add_argument("--checkpoint", type=Path, default=Path("mnist_cnn.pth"))
+    sub.add_argument("--out", type=Path, default=Path("build/image"))
+    sub.set_defaults(run=cmd_image_context)
 
     commands.add_parser("stop", help="stop TorchServe").set_defaults(run=cmd_stop)
     commands.add_parser("running", help="exit 0 when the server is running, 1 when not").set_defaults(run=cmd_running)

@@ -133,6 +133,13 @@ def configure(
     return Configuration(settings, model)
 
 
+def environment_overrides(properties: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, str]:
+    """The properties as TorchServe sees them: with ``enable_envvars_config=true``, ``TS_<KEY>`` variables win."""
+    if properties.get("enable_envvars_config") != "true":
+        return dict(properties)
+    return {**properties, **{key[3:].lower(): value for key, value in environ.items() if key.startswith("TS_")}}
+
+
 def free_ports(names: Sequence[str] = API_NAMES) -> dict[str, int]:
     """A different port that nobody listens on right now for each name (the OS picks them)."""
     sockets = [socket.socket() for _ in names]

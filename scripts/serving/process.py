@@ -19,7 +19,14 @@ import psutil
 
 from scripts.serving.archive import build_archive
 from scripts.serving.client import Client
-from scripts.serving.config import API_NAMES, Configuration, configure, free_ports, read_properties
+from scripts.serving.config import (
+    API_NAMES,
+    Configuration,
+    configure,
+    environment_overrides,
+    free_ports,
+    read_properties,
+)
 from scripts.serving.errors import ServeError
 from scripts.serving.layout import KEY_FILE, LOG_CONFIG, ROOT, TORCHSERVE, ZLIB_NG
 
@@ -109,7 +116,7 @@ def start(
     running = Server.load(run_dir)
     if running is not None:
         raise ServeError(f"TorchServe is already running (pid {running.pid}) at {running.inference}: `make stop` first")
-    settings = Configuration(read_properties(config))
+    settings = Configuration(environment_overrides(read_properties(config), {**os.environ, **(env or {})}))
     store = Path(cwd, settings.model_store)
     if not any(store.glob("*.mar")):
         raise ServeError(f"no model archive in {store}: run `make archive` first")

@@ -64,14 +64,18 @@ def jit_cpu_seconds(pid: int) -> float | None:
     return total
 
 
-def warm_up(client: Client, pid: int | None, max_seconds: float, concurrency: int = 16) -> Warmup:
-    """Predictions at ``concurrency`` until the JIT is quiet (when ``pid``'s threads can be read) or ``max_seconds``."""
+def warm_up(
+    client: Client, pid: int | None, max_seconds: float, concurrency: int = 16, stop: threading.Event | None = None
+) -> Warmup:
+    """Predictions at ``concurrency`` until the JIT is quiet (when ``pid``'s threads can be read), ``max_seconds``
+    have passed or ``stop`` is set."""
     begin = time.monotonic()
     if max_seconds <= 0:
         return Warmup(0.0, 0, 0, False)
+    cancelled = stop or threading.Event()
     bodies = [path.read_bytes() for path in sample_bodies()]
     headers = {**client.auth("inference"), "Content-Type": "image/png"}
-    stop = threading.Event()
+    done = threading.Event()
     counts = {"requests": 0, "failures": 0}
     lock = threading.Lock()
 
@@ -80,7 +84,7 @@ def warm_up(client: Client, pid: int | None, max_seconds: float, concurrency: in
         connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
         sent = failed = 0
         try:
-            while not stop.is_set():
+            while not done.is_set():
                 try:
                     connection.request("POST", url.path, body=bodies[(offset + sent) % len(bodies)], headers=headers)
                     response = connection.getresponse()
@@ -101,10 +105,10 @@ def warm_up(client: Client, pid: int | None, max_seconds: float, concurrency: in
         thread.start()
     quiet, jit_quiet = 0, False
     try:
-        while time.monotonic() - begin < max_seconds:
+        while time.monotonic() - begin < max_seconds and not cancelled.is_set():
             before = jit_cpu_seconds(pid) if pid else None
             window = min(WINDOW_S, max(0.0, max_seconds - (time.monotonic() - begin)))
-            stop.wait(window)
+            cancelled.wait(window)
             try:
                 client.metric_totals(("ts_inference_requests_total",))
             except (ServeError, OSError):
@@ -116,7 +120,7 @@ def warm_up(client: Client, pid: int | None, max_seconds: float, concurrency: in
                     jit_quiet = True
                     break
     finally:
-        stop.set()
+        done.set()
         for thread in threads:
             thread.join(timeout=35)
     return Warmup(round(time.monotonic() - begin, 1), counts["requests"], counts["failures"], jit_quiet)
