@@ -121,11 +121,15 @@ eval-server: $(STAMP) ## Accuracy through the running server: MNIST test set + u
 	$(PY) -m scripts.eval_server --out reports/eval_server.json
 
 # ---- benchmarks ----------------------------------------------------------
-.PHONY: bench-serve
+.PHONY: bench-serve bench-coldstart
 
 bench-serve: $(STAMP) ## Serving req/s + latency vs the in-process ceiling: reports/bench_serve.{json,png,md} (ARGS="--configs default --concurrency 32")
 	@test -f $(CHECKPOINT) || $(MAKE) train
 	$(PY) -m scripts.bench_serve --checkpoint $(CHECKPOINT) $(ARGS)
+
+bench-coldstart: $(STAMP) ## p99 of the first requests after ready, with and without the warm-up: reports/bench_coldstart.json
+	@test -f $(CHECKPOINT) || $(MAKE) train
+	$(PY) -m scripts.bench_serve.coldstart --checkpoint $(CHECKPOINT) $(ARGS)
 
 # ---- deployment ----------------------------------------------------------
 .PHONY: image deploy-check
