@@ -380,25 +380,22 @@ def test_models_cannot_be_registered_over_the_api(server):
 def test_workers_that_never_get_ready_stop_the_start_with_the_log(tmp_path):
     broken = tmp_path / "broken.pth"
     torch.save({"not": torch.zeros(1)}, broken)  # the workers fail to load it, over and over
-    before = torchserve_groups()
     with pytest.raises(ServeError) as error:
         serve_checkpoint(broken, tmp_path, timeout=20)
     assert "not READY after 20 s" in str(error.value)
     assert "last lines of" in str(error.value) and "load_state_dict" in str(error.value)
-    assert torchserve_groups() <= before, "processes left behind"
+    assert not torchserve_processes(tmp_path), "processes left behind"
 
 
-def torchserve_groups() -> set[int]:
-    """Process groups of the TorchServe frontends and workers on this machine (one per server)."""
-    groups = set()
-    for process in psutil.process_iter(["cmdline"]):
+def torchserve_processes(folder: Path) -> list[psutil.Process]:
+    """TorchServe frontends and workers logging into ``folder`` (other servers on the machine are not ours)."""
+    found = []
+    for process in psutil.process_iter(["cmdline", "environ"]):
         command = " ".join(process.info["cmdline"] or [])
-        if "org.pytorch.serve.ModelServer" in command or "model_service_worker" in command:
-            try:
-                groups.add(os.getpgid(process.pid))
-            except ProcessLookupError:
-                pass
-    return groups
+        logs_here = (process.info["environ"] or {}).get("LOG_LOCATION", "").startswith(str(folder))
+        if logs_here and ("org.pytorch.serve.ModelServer" in command or "model_service_worker" in command):
+            found.append(process)
+    return found
 
 
 def test_a_body_over_the_request_size_limit_is_refused(server):
