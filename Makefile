@@ -113,6 +113,15 @@ renew-key: $(STAMP) ## Replace the inference and management keys (they expire af
 eval-server: $(STAMP) ## Accuracy through the running server: MNIST test set + user-style renders (reports/)
 	$(PY) scripts/eval_server.py --out reports/eval_server.json
 
+# ---- demo ----------------------------------------------------------------
+.PHONY: demo
+
+DEMO_PORT ?= 8090
+
+demo: $(STAMP) ## Draw a digit in a browser: starts TorchServe when it is not running, then the page (DEMO_PORT=8090)
+	@$(SERVE) running || $(MAKE) --no-print-directory serve
+	@$(PY) -m scripts.demo --port $(DEMO_PORT)
+
 # ---- benchmarks ----------------------------------------------------------
 .PHONY: bench-serve
 
