@@ -71,7 +71,9 @@ def model_view(inputs: torch.Tensor) -> list:
     return [[[round(v, INPUT_DECIMALS) for v in row] for row in picture] for picture in pixels.tolist()]
 
 
-def integrated_gradients(model: torch.nn.Module, inputs: torch.Tensor, targets: list[int]) -> torch.Tensor:
+def integrated_gradients(
+    model: torch.nn.Module, inputs: torch.Tensor, targets: list[int], steps: int = STEPS
+) -> torch.Tensor:
     """Integrated Gradients of each target's logit from a blank picture, (n, 1, 28, 28)."""
     from captum.attr import IntegratedGradients  # here, not at the top: predictions never pay for captum
 
@@ -79,7 +81,7 @@ def integrated_gradients(model: torch.nn.Module, inputs: torch.Tensor, targets: 
     baselines = normalize(torch.zeros_like(inputs))
     with torch.enable_grad():
         attributions = IntegratedGradients(model).attribute(
-            inputs.detach().clone(), baselines=baselines, target=targets, n_steps=STEPS
+            inputs.detach().clone(), baselines=baselines, target=targets, n_steps=steps
         )
     return attributions.detach()
 
