@@ -51,9 +51,11 @@ def captum_import_ms() -> float:
     return round(float(result.stdout.strip().splitlines()[-1]), 1)
 
 
-def handler_metrics(cache_class):
+def handler_metrics():
     """The metrics cache a worker gives the handler (the handler's own metrics.yaml)."""
-    metrics = cache_class(str(ROOT / "handler" / "metrics.yaml"))
+    from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
+
+    metrics = MetricsCacheYamlImpl(str(ROOT / "handler" / "metrics.yaml"))
     metrics.initialize_cache()
     metrics.model_name = "mnist"
     return metrics
@@ -63,7 +65,6 @@ def in_process(checkpoint: Path, bodies: list[bytes], repeats: int) -> dict:
     """Handler milliseconds for explanations and predictions, one torch thread; IG error by step count."""
     import torch
     from ts.context import Context, RequestProcessor
-    from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
 
     from handler import explain
     from handler.decode import request_image
@@ -72,7 +73,7 @@ def in_process(checkpoint: Path, bodies: list[bytes], repeats: int) -> dict:
     torch.set_num_threads(1)
     handler = _handler(checkpoint)
 
-    metrics = handler_metrics(MetricsCacheYamlImpl)
+    metrics = handler_metrics()
 
     def handle(rows, explained: bool):
         context = Context("mnist", ".", {}, 8, None, "0.12.0", metrics=metrics, model_yaml_config={})
@@ -117,13 +118,12 @@ def prediction_cpu_ab(checkpoint: Path, bodies: list[bytes], baseline_root: Path
     """CPU ms per batch of 8 predictions through handle(), ours and the baseline's handler, alternating."""
     import torch
     from ts.context import Context, RequestProcessor
-    from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
 
     torch.set_num_threads(1)
     ours = _handler(checkpoint)
     baseline = baseline_handler_class(baseline_root)()
     baseline.model, baseline.device, baseline.initialized = ours.model, ours.device, True
-    metrics = handler_metrics(MetricsCacheYamlImpl)
+    metrics = handler_metrics()
     rows = [{"body": bodies[i % len(bodies)]} for i in range(8)]
 
     def batch_cpu_ms(handler, batches: int = 50) -> float:
