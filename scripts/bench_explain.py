@@ -135,13 +135,23 @@ def prediction_cpu_ab(checkpoint: Path, bodies: list[bytes], baseline_root: Path
         return (time.process_time() - begin) / batches * 1000
 
     samples = {"ours": [], "baseline": []}
-    for _ in range(rounds):
-        for name, handler in (("ours", ours), ("baseline", baseline)):
+    pair = [("ours", ours), ("baseline", baseline)]
+    for round_index in range(rounds):
+        for name, handler in pair if round_index % 2 == 0 else pair[::-1]:  # neither always goes first
             samples[name].append(batch_cpu_ms(handler))
+    context = Context("mnist", ".", {}, 8, None, "0.12.0", metrics=metrics, model_yaml_config={})
+    context.request_processor = [RequestProcessor({"explain": "False"}) for _ in rows]
+    ours.context = context
+    calls = 20_000
+    begin = time.perf_counter()
+    for _ in range(calls):
+        ours._is_explain()
+    is_explain_us = (time.perf_counter() - begin) / calls * 1e6
     medians = {name: round(statistics.median(values), 3) for name, values in samples.items()}
     return {
         "cpu_ms_per_batch_of_8": medians,
         "ours_vs_baseline": round(medians["ours"] / medians["baseline"] - 1, 4),
+        "is_explain_us_per_batch_of_8": round(is_explain_us, 2),
         "rounds": rounds,
     }
 
