@@ -10,6 +10,7 @@ a batch may mix predictions and explanations, so every request gets what it aske
 captum is imported on the first explanation: the prediction path never loads it.
 """
 
+import functools
 import json
 import logging
 
@@ -71,16 +72,24 @@ def model_view(inputs: torch.Tensor) -> list:
     return [[[round(v, INPUT_DECIMALS) for v in row] for row in picture] for picture in pixels.tolist()]
 
 
+@functools.cache
+def captum_integrated_gradients():
+    """captum's IntegratedGradients, imported on the first explanation: predictions never pay for captum."""
+    import captum
+    from captum.attr import IntegratedGradients
+
+    logger.info("captum %s imported for explanations", captum.__version__)
+    return IntegratedGradients
+
+
 def integrated_gradients(
     model: torch.nn.Module, inputs: torch.Tensor, targets: list[int], steps: int = STEPS
 ) -> torch.Tensor:
     """Integrated Gradients of each target's logit from a blank picture, (n, 1, 28, 28)."""
-    from captum.attr import IntegratedGradients  # here, not at the top: predictions never pay for captum
-
     # The model's blank picture is black (intensity 0), which is not 0 after normalisation.
     baselines = normalize(torch.zeros_like(inputs))
     with torch.enable_grad():
-        attributions = IntegratedGradients(model).attribute(
+        attributions = captum_integrated_gradients()(model).attribute(
             inputs.detach().clone(), baselines=baselines, target=targets, n_steps=steps
         )
     return attributions.detach()

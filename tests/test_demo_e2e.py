@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -93,6 +94,20 @@ def png(data: bytes) -> dict:
 
 
 # ---- /explanations/mnist through TorchServe ------------------------------------------------
+
+
+def test_a_worker_imports_captum_at_its_first_explanation_not_for_predictions(server):
+    # First in this module: the worker has served nothing yet. The handler logs captum's import once.
+    model_log = Path(server.state["run_dir"], "model_log.log")
+    for _ in range(5):
+        assert predict(server, GOOD_PNG, timeout=60).status_code == 200
+    time.sleep(1)  # the frontend copies worker output to model_log.log as it reads it
+    assert "imported for explanations" not in model_log.read_text()
+    assert explain(server, **png(GOOD_PNG)).status_code == 200
+    deadline = time.monotonic() + 15
+    while "imported for explanations" not in model_log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert model_log.read_text().count("imported for explanations") == 1
 
 
 def test_an_explanation_is_the_prediction_plus_the_model_input_and_a_map(server):
