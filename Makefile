@@ -120,6 +120,15 @@ kserve-store: $(STAMP) ## KServe's storage layout: build/kserve/{config/config.p
 eval-server: $(STAMP) ## Accuracy through the running server: MNIST test set + user-style renders (reports/)
 	$(PY) -m scripts.eval_server --out reports/eval_server.json
 
+# ---- demo ----------------------------------------------------------------
+.PHONY: demo
+
+DEMO_PORT ?= 8090
+
+demo: $(STAMP) ## Draw a digit in a browser: starts TorchServe when it is not running, then the page (DEMO_PORT=8090)
+	@$(SERVE) running || $(MAKE) --no-print-directory serve
+	@$(PY) -m scripts.demo --port $(DEMO_PORT)
+
 # ---- benchmarks ----------------------------------------------------------
 .PHONY: bench-serve bench-coldstart
 

@@ -12,8 +12,10 @@ import os
 import zlib
 
 import torch
+from ts.handler_utils.timer import timed
 from ts.torch_handler.base_handler import BaseHandler
 
+from handler import explain
 from handler.decode import RequestError, request_image
 from handler.preprocess import PreprocessError, to_model_input
 from handler.ts_compat import quiet_per_batch_log
@@ -101,3 +103,12 @@ class MnistHandler(BaseHandler):
             if self.context:
                 self.context.set_response_content_type(idx, "application/json")
         return responses
+
+    def _is_explain(self):
+        """True when any request of the batch came through an explanations route (TorchServe checks the first)."""
+        return explain.any_requested(self.context)
+
+    @timed
+    def explain_handle(self, data_preprocess, raw_data):
+        """Explanations for the requests that asked for one, predictions for the others: handler/explain.py."""
+        return explain.explain_batch(self, data_preprocess, raw_data)

@@ -178,11 +178,16 @@ def serve_checkpoint(checkpoint: Path, workdir: Path, timeout: float = READY_TIM
 
     ``overrides`` are :func:`~scripts.serving.config.configure`'s (workers, batch_size, properties, ...).
     """
+    store = Path(workdir) / "store"
+    build_archive(checkpoint, store, configure(**overrides).model)
+    return serve_store(store, workdir, timeout, **overrides)
+
+
+def serve_store(store: Path, workdir: Path, timeout: float = READY_TIMEOUT, **overrides) -> Server:
+    """A private TorchServe for the archive in ``store``: free loopback ports; config, logs, keys in ``workdir``."""
     workdir = Path(workdir)
-    store = workdir / "store"
-    properties = {**overrides.pop("properties", {}), "model_store": str(store)}
+    properties = {**overrides.pop("properties", {}), "model_store": str(Path(store).resolve())}
     configuration = configure(ports=free_ports(), properties=properties, **overrides)
-    build_archive(checkpoint, store, configuration.model)
     config = configuration.write(workdir / "config.properties")
     return start(config, workdir / "logs", cwd=workdir, timeout=timeout)
 
