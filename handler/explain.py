@@ -11,7 +11,6 @@ captum is imported on the first explanation: the prediction path never loads it.
 """
 
 import functools
-import json
 import logging
 
 import torch
@@ -95,7 +94,7 @@ def integrated_gradients(
     return attributions.detach()
 
 
-def explain_batch(handler, batch: torch.Tensor, rows: list) -> list[str]:
+def explain_batch(handler, batch: torch.Tensor, rows: list) -> list:
     """Answers for a batch holding explanation requests: explanations for those, predictions for the rest.
 
     ``batch`` is ``handler.preprocess(rows)``: the good requests' inputs in order, the bad ones in
@@ -113,19 +112,17 @@ def explain_batch(handler, batch: torch.Tensor, rows: list) -> list[str]:
                 continue
         keep.append(row_index)
     batch = batch[keep]
-    answers = handler.postprocess(handler.inference(batch))
+    answers = handler.answers(handler.inference(batch))
     explained = [(row_index, index) for row_index, index in enumerate(positions[i] for i in keep) if index in targets]
     if not explained:
-        return answers
-    predictions = {index: json.loads(answers[index]) for _, index in explained}
-    chosen = [targets[index] if targets[index] is not None else predictions[index]["digit"] for _, index in explained]
+        return handler.respond(answers)
+    chosen = [targets[index] if targets[index] is not None else answers[index]["digit"] for _, index in explained]
     inputs = batch[[row_index for row_index, _ in explained]]
     maps = integrated_gradients(handler.model, inputs, chosen)
     views = model_view(inputs)
     for k, (_, index) in enumerate(explained):
-        answer = predictions[index]
+        answer = answers[index]
         answer["target"] = chosen[k]
         answer["input"] = views[k]
         answer["attributions"] = [[round(v, ATTRIBUTION_DECIMALS) for v in row] for row in maps[k, 0].tolist()]
-        answers[index] = json.dumps(answer)
-    return answers
+    return handler.respond(answers)

@@ -54,7 +54,7 @@ class MnistHandler(BaseHandler):
         tensors = []
         for idx, row in enumerate(data):
             try:
-                headers = self.context.get_all_request_header(idx) if self.context else {}
+                headers = self.context.get_all_request_header(self._request_of(idx)) if self.context else {}
                 tensors.append(to_model_input(request_image(row, headers)))
             except (RequestError, PreprocessError) as error:
                 self.errors[idx] = (400, str(error))
@@ -80,29 +80,54 @@ class MnistHandler(BaseHandler):
 
     def postprocess(self, data):
         """One JSON answer per request, in request order; errors get their status code."""
-        answers = iter(data.tolist())
-        responses = []
-        for idx in range(len(data) + len(self.errors)):
+        return self.respond(self.answers(data))
+
+    def answers(self, probabilities: torch.Tensor) -> list[dict]:
+        """An answer per row of the batch, in order: the prediction, or the row's error."""
+        predictions = iter(probabilities.tolist())
+        answers = []
+        for idx in range(len(probabilities) + len(self.errors)):
             if idx in self.errors:
                 code, message = self.errors[idx]
-                if self.context:
-                    self.context.set_response_status(code, REASONS[code], idx)
-                responses.append(json.dumps({"code": code, "error": message}))
-            else:
-                probabilities = next(answers)
-                digit = max(range(10), key=probabilities.__getitem__)
-                responses.append(
-                    json.dumps(
-                        {
-                            "digit": digit,
-                            "confidence": round(probabilities[digit], 6),
-                            "probabilities": [round(p, 6) for p in probabilities],
-                        }
-                    )
-                )
-            if self.context:
+                answers.append({"code": code, "error": message})
+                continue
+            p = next(predictions)
+            digit = max(range(10), key=p.__getitem__)
+            answers.append(
+                {"digit": digit, "confidence": round(p[digit], 6), "probabilities": [round(v, 6) for v in p]}
+            )
+        return answers
+
+    def respond(self, answers: list[dict]) -> list:
+        """Each request's answer as JSON with its status; behind KServe's envelope, the instances' answers as objects.
+
+        KServe's envelope turns one request's instances into rows and wraps whatever comes back into
+        ``{"predictions": [...]}``: a bad instance makes the whole request a 400, with each
+        instance's answer or error in its place.
+        """
+        if self.context is None:
+            return [json.dumps(answer) for answer in answers]
+        if not self._enveloped(len(answers)):
+            for idx, answer in enumerate(answers):
+                if "error" in answer:
+                    self.context.set_response_status(answer["code"], REASONS[answer["code"]], idx)
                 self.context.set_response_content_type(idx, "application/json")
-        return responses
+            return [json.dumps(answer) for answer in answers]
+        code = max((answer["code"] for answer in answers if "error" in answer), default=None)
+        if code is not None:
+            self.context.set_response_status(code, REASONS[code], 0)
+        self.context.set_response_content_type(0, "application/json")
+        return answers
+
+    def _requests(self) -> int:
+        return len(getattr(self.context, "request_processor", None) or []) or 1
+
+    def _request_of(self, row: int) -> int:
+        """The request a row came in: itself, or behind KServe's envelope the one request it was an instance of."""
+        return min(row, self._requests() - 1)
+
+    def _enveloped(self, rows: int) -> bool:
+        return bool(os.environ.get("TS_SERVICE_ENVELOPE")) or rows != self._requests()
 
     def _is_explain(self):
         """True when any request of the batch came through an explanations route (TorchServe checks the first)."""

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from scripts.demo.server import DemoServer, Relay
-from scripts.serving import ServeError
+from scripts.serving.errors import ServeError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 

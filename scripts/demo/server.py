@@ -15,7 +15,8 @@ from urllib.parse import parse_qs, urlparse
 
 import requests
 
-from scripts.serving import ServeError, Server
+from scripts.serving.errors import ServeError
+from scripts.serving.process import Server
 
 STATIC = Path(__file__).resolve().parent / "static"
 # TorchServe's own limit (config.properties max_request_size): a larger upload could never be answered.
