@@ -7,19 +7,19 @@ TorchServe must be running (`make demo` starts it first). The page talks only to
 which holds the inference key: the browser never sees the key or TorchServe's address.
 """
 
-import argparse
 import errno
 import sys
 from pathlib import Path
 
 from scripts.demo.server import DemoServer, Relay
 from scripts.serving.errors import ServeError
+from train.cli import OneLineParser
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(
         prog="python -m scripts.demo",
         description=__doc__.split("\n\n")[0],
         epilog="TorchServe must be running: `make serve` (or `make demo`, which starts both).",
