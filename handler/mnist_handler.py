@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 # HTTP status lines stay standard; the JSON body says what is wrong.
 REASONS = {400: "Bad Request", 500: "Internal Server Error"}
+NO_INSTANCES = 'no pictures in the request: send {"instances": [{"data": "<base64 picture>"}, ...]}'
 
 
 class MnistHandler(BaseHandler):
@@ -52,6 +53,9 @@ class MnistHandler(BaseHandler):
         """Return the (n_good, 1, 28, 28) batch; remember a client message per bad position."""
         self.errors = {}
         tensors = []
+        if not data:  # KServe's envelope found no instances in the request
+            self.errors[0] = (400, NO_INSTANCES)
+            data = []
         for idx, row in enumerate(data):
             try:
                 headers = self.context.get_all_request_header(self._request_of(idx)) if self.context else {}
