@@ -5,6 +5,8 @@ a raw body arrives as ``body`` (bytes), a multipart form as one entry per
 field, JSON already parsed (a dict) and ``text/*`` as a str.
 """
 
+from __future__ import annotations
+
 import base64
 import binascii
 import io

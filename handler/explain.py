@@ -10,6 +10,8 @@ a batch may mix predictions and explanations, so every request gets what it aske
 captum is imported on the first explanation: the prediction path never loads it.
 """
 
+from __future__ import annotations
+
 import functools
 import logging
 

@@ -25,6 +25,8 @@ out bit-identical to ``normalize(pixels / 255)``.
 Imports only numpy, torch and Pillow: this file ships inside the model archive.
 """
 
+from __future__ import annotations
+
 import functools
 import math
 

@@ -5,6 +5,8 @@ probabilities and the offline ones are the same floating-point numbers. Every to
 a checkpoint loads it with :func:`load_for_inference`.
 """
 
+from __future__ import annotations
+
 from pathlib import Path
 
 import torch
