@@ -9,7 +9,7 @@ import pytest
 
 from scripts.deploy_check import ROOT, main, render_builtin, render_with_kubectl
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.unit, pytest.mark.timeout(120)]
 RENDERERS = [
     "builtin",
     pytest.param("kubectl", marks=pytest.mark.skipif(not shutil.which("kubectl"), reason="no kubectl")),
