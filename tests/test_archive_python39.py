@@ -5,7 +5,6 @@ wherever they use 3.10's ``X | Y``, and no call that 3.9 refuses at run time.
 """
 
 import ast
-from pathlib import Path
 
 import pytest
 
