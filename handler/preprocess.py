@@ -44,6 +44,11 @@ MIN_DIGIT = 0.04  # a digit's box spans at least this fraction of the picture's 
 SMALL_SIDE = 48  # below this the background is one level (the border's), not a map
 THIN_STROKE = 1.5  # strokes thinner than this at the 20x20 scale (px) are grown ...
 THIN_TARGET = 1.8  # ... to about this; MNIST's median is 2.0, its 10th percentile 1.5
+THICK_STROKE = 3.5  # strokes wider than this (MNIST's 98th percentile) are eroded ...
+THICK_TARGET = 3.0  # ... to about this, its 95th: the model has seen few thicker
+POLARITY_MARGIN = 0.5  # the border decides the polarity when its level is this far (of the range) from mid-way
+FILLED = 0.6  # a digit box spanning this fraction of the picture's height or width fills the frame
+FLAT_QUANTILE = 0.1  # a frame-filling digit's background level: this quantile of the picture
 RESAMPLE = Image.Resampling.BILINEAR  # anti-aliased when shrinking (Pillow widens the filter)
 
 _BORDER_PIXELS = SIDE * SIDE - (SIDE - 4) ** 2
@@ -74,7 +79,13 @@ def to_model_input(image: Image.Image) -> torch.Tensor:
     grey = _grey(image)
     x, background, paper = _ink_and_background(grey)
     ink, levels = _ink_levels(x, background, paper)
-    return normalize(torch.from_numpy(_mnist_layout(ink, levels))).unsqueeze(0)
+    box = _ink_box(ink, levels)
+    if not np.isscalar(background) and _fills_frame(box, ink.shape):
+        # Strokes this wide relative to the picture cover whole tiles of the background map, which
+        # then takes them for background and hollows them out: the background is one level instead.
+        ink, levels = _ink_levels(x, _flat_level(x), paper)
+        box = _ink_box(ink, levels)
+    return normalize(torch.from_numpy(_mnist_layout(ink, levels, box))).unsqueeze(0)
 
 
 def draft(image: Image.Image) -> None:
@@ -291,13 +302,24 @@ def _ink_and_background(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray | floa
     the paper, so it only strengthens the right answer.) The background under
     bright ink is then a low per-tile quantile (a high one on paper).
     """
-    median = 9.0 * _median(_sample(grey))  # on the scale of the 3x3 sums
+    sample = _sample(grey)
     sums = _box3(grey) if min(grey.shape) >= 3 else 9.0 * grey
-    paper = median - float(sums.min()) > float(sums.max()) - median
+    low, high = float(sums.min()), float(sums.max())
+    level = 9.0 * _median(_border(sample))  # on the scale of the 3x3 sums
+    if abs((level - low) - (high - level)) <= POLARITY_MARGIN * (high - low):
+        level = 9.0 * _median(sample)
+    paper = level - low > high - level
     x = 1.0 - grey if paper else grey
     if min(x.shape) < SMALL_SIDE:
         return x, _median(_border(x)), paper
     return x, _tile_level(x, 0.25), paper
+
+
+def _flat_level(x: np.ndarray) -> float:
+    """One background level for the whole picture: a low quantile, below thick ink even when it is most of it."""
+    sample = _sample(x).ravel()
+    k = int(FLAT_QUANTILE * (sample.size - 1))
+    return float(np.partition(sample, k)[k])
 
 
 # ---- 3. noise and contrast --------------------------------------------------------------
@@ -316,8 +338,9 @@ def _ink_levels(x: np.ndarray, background: np.ndarray | float, paper: bool) -> t
     # 3x3 sums, nine times the means: the levels are scaled instead of every pixel.
     sums = _box3(ink) if min(ink.shape) >= 3 else 9.0 * ink
     sample = _sample(sums)
-    centre = _median(sample) / 9.0
-    noise = 1.4826 * _median(np.abs(sample - 9.0 * centre)) / 9.0
+    median = _median(sample)
+    noise = min(1.4826 * _median(np.abs(sample - median)), 3.0 * _pixel_noise(ink)) / 9.0
+    centre = min(median, _median(_border(sample))) / 9.0
     peak = float(sums.max()) / 9.0 - centre
     if peak < MIN_CONTRAST or peak < NOISE_MARGIN * noise:
         raise PreprocessError("no digit found in the image: it is blank (no ink stands out from the background)")
@@ -327,6 +350,21 @@ def _ink_levels(x: np.ndarray, background: np.ndarray | float, paper: bool) -> t
     strong = ink[sums > 9.0 * (centre + 0.5 * peak)]
     high = max(_median(strong) if strong.size else centre + peak, low + 1e-3)
     return ink, (low, high)
+
+
+def _pixel_noise(a: np.ndarray) -> float:
+    """Robust standard deviation of pixel noise, from differences across 2x2 blocks (Donoho's HH).
+
+    Unlike the spread of all the pixels it ignores shading, blur and how much of the
+    picture is ink. Infinite when ``a`` is thinner than 2 pixels.
+    """
+    if min(a.shape) < 2:
+        return math.inf
+    step = max(1, math.ceil(math.sqrt(a.size / 1024)))
+    h, w = a.shape[0] - 1, a.shape[1] - 1
+    top, bottom = a[0:h:step], a[1 : h + 1 : step]
+    hh = top[:, 0:w:step] - top[:, 1 : w + 1 : step] - bottom[:, 0:w:step] + bottom[:, 1 : w + 1 : step]
+    return 1.4826 * _median(np.abs(hh)) / 2.0
 
 
 def _stretch(ink: np.ndarray, levels: tuple) -> np.ndarray:
@@ -361,6 +399,20 @@ def _stroke_width(ink: np.ndarray) -> float:
     return 2.0 * np.count_nonzero(b) / max(outline, 1)
 
 
+def _thin(crop: np.ndarray, scale: float) -> np.ndarray:
+    """Erode strokes that would be wider than THICK_STROKE pixels at the 20x20 scale."""
+    width = _stroke_width(crop) * scale
+    steps = round((width - THICK_TARGET) / (2 * scale)) if width > THICK_STROKE else 0
+    for _ in range(min(steps, 8)):  # each pixel takes the smallest of itself and its 4 neighbours
+        shrunk = crop.copy()
+        np.minimum(shrunk[1:], crop[:-1], out=shrunk[1:])
+        np.minimum(shrunk[:-1], crop[1:], out=shrunk[:-1])
+        np.minimum(shrunk[:, 1:], crop[:, :-1], out=shrunk[:, 1:])
+        np.minimum(shrunk[:, :-1], crop[:, 1:], out=shrunk[:, :-1])
+        crop = shrunk
+    return crop
+
+
 def _thicken(crop: np.ndarray, scale: float) -> np.ndarray:
     """Grow strokes that would be thinner than THIN_STROKE pixels at the 20x20 scale."""
     width = _stroke_width(crop) * scale
@@ -375,8 +427,8 @@ def _thicken(crop: np.ndarray, scale: float) -> np.ndarray:
     return crop
 
 
-def _mnist_layout(ink: np.ndarray, levels: tuple) -> np.ndarray:
-    """Crop to the ink box, stretch ``levels`` to [0, 1], fit in FIT x FIT, centre by mass in SIDE x SIDE."""
+def _ink_box(ink: np.ndarray, levels: tuple) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of the digit, stop indices exclusive; refuses blanks and specks."""
     low, high = levels
     mask = ink > low + 0.25 * (high - low)  # a quarter of the way to stroke cores
     # Isolated pixels (noise that survived the threshold) do not make the box.
@@ -388,12 +440,24 @@ def _mnist_layout(ink: np.ndarray, levels: tuple) -> np.ndarray:
         raise PreprocessError("no digit found in the image: it is blank (no ink stands out from the background)")
     top, bottom = _ink_span(rows)
     left, right = _ink_span(counts.sum(axis=0, dtype=np.int32))
+    if max(bottom - top, right - left) < max(2, MIN_DIGIT * max(ink.shape)):
+        raise PreprocessError("no digit found in the image: only a speck, too small to be a digit")
+    return top, bottom, left, right
+
+
+def _fills_frame(box: tuple[int, int, int, int], shape: tuple[int, int]) -> bool:
+    """Whether the digit's box spans most of the picture's height or width (a tight crop, a close-up)."""
+    top, bottom, left, right = box
+    return bottom - top >= FILLED * shape[0] or right - left >= FILLED * shape[1]
+
+
+def _mnist_layout(ink: np.ndarray, levels: tuple, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Crop to ``box``, stretch ``levels`` to [0, 1], fit in FIT x FIT, centre by mass in SIDE x SIDE."""
+    top, bottom, left, right = box
     crop = _stretch(ink[top:bottom, left:right], levels)
     h, w = crop.shape
-    if max(h, w) < max(2, MIN_DIGIT * max(ink.shape)):
-        raise PreprocessError("no digit found in the image: only a speck, too small to be a digit")
     scale = FIT / max(h, w)
-    crop = _thicken(crop, scale)
+    crop = _thin(_thicken(crop, scale), scale)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     picture = Image.frombuffer("F", (crop.shape[1], crop.shape[0]), crop, "raw", "F", 0, 1)
     small = np.asarray(picture.resize(size, RESAMPLE))

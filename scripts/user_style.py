@@ -10,14 +10,19 @@ black strokes on a transparent browser canvas, a grey 16-bit or palette scan...
 
 Styles: ``photo``, ``canvas``, ``scan``, ``paper`` (a clean dark-on-white drawing),
 ``inverted-small`` (a tiny dark-on-white picture), ``offcentre`` (MNIST's polarity,
-bigger, digit anywhere).
+bigger, digit anywhere), and digits that fill the frame: ``tight-thick`` (thick
+strokes cropped to the ink), ``tight-inverted`` (light on dark, cropped to the ink),
+``lowres-blur`` (shrunk to 12 or 16 px and upscaled to 64 with blur), ``lowres-8``
+(the same from 8 px) and ``edge-touching`` (strokes cut by the top and bottom edges).
 
 CLI: ``python -m scripts.user_style --out renders --per-style 100`` writes
-``<out>/<style>/<n>_<digit>.<ext>`` and ``<out>/labels.csv`` from MNIST test digits.
+``<out>/<style>/<n>_<digit>.<ext>`` and ``<out>/labels.csv`` from MNIST test digits
+(``--split train`` from training digits).
 """
 
 import argparse
 import csv
+import functools
 import io
 import sys
 from collections.abc import Callable
@@ -237,14 +242,14 @@ def tight_inverted(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     return shade(frame(alpha, tuple(int(m) for m in rng.integers(0, 3, size=4))), False, rng)
 
 
-def lowres_blur(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
-    """A blurry low-resolution scan: the digit filling 80-100% of a square, shrunk to 8, 12 or 16 px,
-    upscaled to 64x64 and blurred; either polarity."""
-    alpha = thick_alpha(digit, 96, rng, grow=(0.0, 0.8))
+def lowres_blur(digit: np.ndarray, rng: np.random.Generator, sizes: tuple[int, ...] = (12, 16)) -> Image.Image:
+    """A blurry low-resolution scan: the digit filling 80-100% of a square shrunk to one of ``sizes`` pixels,
+    upscaled to 64x64 and blurred; either polarity. Strokes are a pen's: shrinking thickens them."""
+    alpha = thick_alpha(digit, 96, rng, grow=(0.0, 0.3))
     box = frame(alpha, (0, 0, 0, 0))
     side = round(max(box.shape) / rng.uniform(0.8, 1.0))
     square = place(box, max(side, box.shape[0]), max(side, box.shape[1]), rng, margin=0.0)
-    low = int(rng.choice([8, 12, 16]))
+    low = int(rng.choice(sizes))
     small = Image.fromarray(np.round(square * 255).astype(np.uint8)).resize((low, low), Image.Resampling.BOX)
     up = small.resize((64, 64), Image.Resampling.BICUBIC).filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 2.0)))
     return shade(np.asarray(up, dtype=np.float32) / 255.0, rng.random() < 0.5, rng)
@@ -281,6 +286,7 @@ STYLES: dict[str, tuple[Render, str, dict]] = {
     "tight-thick": (tight_thick, "PNG", {}),
     "tight-inverted": (tight_inverted, "PNG", {}),
     "lowres-blur": (lowres_blur, "PNG", {}),
+    "lowres-8": (functools.partial(lowres_blur, sizes=(8,)), "PNG", {}),
     "edge-touching": (edge_touching, "PNG", {}),
 }
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png"}
@@ -306,7 +312,7 @@ def render_bytes(digit: np.ndarray, style: str, seed: int) -> tuple[bytes, str]:
 
 
 def pick(n_total: int, n: int, seed: int) -> np.ndarray:
-    """``n`` distinct test-set indices, reproducible from ``seed``."""
+    """``n`` distinct indices of a set of ``n_total`` digits, reproducible from ``seed``."""
     return np.random.default_rng(seed).permutation(n_total)[:n]
 
 
@@ -331,7 +337,7 @@ def write_renders(images, labels, out: Path, styles: list[str], per_style: int, 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m scripts.user_style",
-        description="Render MNIST test digits as user-style pictures (photo, canvas, scan, ...) with labels.csv.",
+        description="Render MNIST digits as user-style pictures (photo, canvas, scan, ...) with labels.csv.",
     )
     parser.add_argument("--out", required=True, help="folder to write <style>/<n>_<digit>.<ext> and labels.csv into")
     parser.add_argument("--per-style", type=int, default=100, help="renders per style (default: %(default)s)")
@@ -339,6 +345,9 @@ def main(argv: list[str] | None = None) -> int:
         "--styles", nargs="+", default=list(STYLES), choices=list(STYLES), help="styles to render (default: all)"
     )
     parser.add_argument("--seed", type=int, default=0, help="picks the digits and the randomness (default: 0)")
+    parser.add_argument(
+        "--split", default="test", choices=["test", "train"], help="MNIST split to render (default: %(default)s)"
+    )
     parser.add_argument("--data-dir", help="local MNIST IDX copy (default: $MNIST_DIR, else data/ or download)")
     args = parser.parse_args(argv)
     if args.per_style < 1:
@@ -348,13 +357,13 @@ def main(argv: list[str] | None = None) -> int:
 
     if (splits := load_mnist_or_report(args.data_dir)) is None:
         return 1
-    test = splits[1]
-    if args.per_style > len(test):
-        print(f"error: --per-style is at most {len(test)} (the MNIST test set)", file=sys.stderr)
+    source = splits[0] if args.split == "train" else splits[1]
+    if args.per_style > len(source):
+        print(f"error: --per-style is at most {len(source)} (the MNIST {args.split} set)", file=sys.stderr)
         return 2
     try:
         labels_csv = write_renders(
-            test.images.numpy(), test.labels.numpy(), Path(args.out), args.styles, args.per_style, args.seed
+            source.images.numpy(), source.labels.numpy(), Path(args.out), args.styles, args.per_style, args.seed
         )
     except OSError as err:
         print(f"error: cannot write to {args.out}: {err}", file=sys.stderr)

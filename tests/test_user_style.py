@@ -36,6 +36,10 @@ def test_same_seed_same_file_other_seed_other_file(style, digits):
     assert decode(first).format == {"jpg": "JPEG", "png": "PNG"}[ext]
 
 
+# A digit shrunk to 8 pixels keeps only a blurred outline of its shape.
+MIN_SIMILARITY = {"lowres-8": 0.45}
+
+
 @pytest.mark.parametrize("style", list(STYLES))
 def test_preprocessing_recovers_the_digit(style, digits):
     """Each render, decoded and preprocessed, looks like the digit it was made from."""
@@ -43,7 +47,7 @@ def test_preprocessing_recovers_the_digit(style, digits):
         expected = to_model_input(Image.fromarray(digit))
         for seed in range(4):
             data, _ = render_bytes(digit, style, seed)
-            assert similarity(to_model_input(decode(data)), expected) > 0.75, (style, seed)
+            assert similarity(to_model_input(decode(data)), expected) > MIN_SIMILARITY.get(style, 0.75), (style, seed)
 
 
 def test_photo_is_a_large_rgb_jpeg_with_uneven_light(digits):
