@@ -8,15 +8,23 @@ Recipe for a decoded picture (any size, any Pillow mode):
 1. shrink it early to about ``ANALYSIS_SIDE`` pixels (box filter), grey it,
    and put transparent pixels on the background (a canvas of black strokes
    on a transparent background becomes black on white);
-2. detect the polarity (is the ink darker or lighter than the border?) and
-   make the ink bright on a dark background, like MNIST;
+2. detect the polarity (is the ink darker or lighter than the border, or
+   when the border is ambiguous, than most of the picture?) and make the ink
+   bright on a dark background, like MNIST;
 3. flatten the background (per-tile level, median-filtered, interpolated;
-   paper is divided out so shadows do not weaken the ink), measure the noise,
-   refuse blank pictures, and stretch the contrast so stroke cores saturate;
-4. crop to the ink's bounding box (stray specks outside the digit dropped),
-   scale it to fit 20x20 keeping the aspect ratio (anti-aliased), and paste
-   it in 28x28 so its centre of mass sits at the centre - MNIST's recipe;
-5. normalise with MNIST's mean and standard deviation.
+   paper is divided out so shadows do not weaken the ink), measure the noise
+   (the spread of the pixels; when much of the picture is clear ink, which
+   widens that spread, at most the noise of 2x2 pixel differences), refuse
+   blank pictures, and stretch the contrast so stroke cores saturate;
+4. find the ink's bounding box (stray specks outside the digit dropped); when
+   it spans most of the picture (a tight crop, a close-up, a low-resolution
+   scan), strokes are as wide as the tiles of the background map, which
+   would hollow them out: redo step 3 with one background level;
+5. crop to the box, grow very thin strokes and erode very thick ones towards
+   MNIST's widths, scale it to fit 20x20 keeping the aspect ratio
+   (anti-aliased), and paste it in 28x28 so its centre of mass sits at the
+   centre - MNIST's recipe;
+6. normalise with MNIST's mean and standard deviation.
 
 A 28x28 picture that already is an MNIST digit (pure black background, ink
 box of 19-20 pixels, centred by mass) is taken as-is, so MNIST test digits come
@@ -39,6 +47,7 @@ FIT = 20  # the digit's box is scaled to fit FIT x FIT, as in MNIST
 CENTRE = 14.0  # MNIST digits' mean centre of mass (row and column index)
 ANALYSIS_SIDE = 256  # larger pictures are box-reduced to about this before analysis
 MIN_CONTRAST = 0.12  # weakest ink/background contrast accepted as a digit (fraction of the range)
+HEAVY_INK = 0.025  # contrast x fraction of pixels above mid-way: much clear ink, not only shadows or noise
 NOISE_MARGIN = 8.0  # the ink must also stand this many noise sigmas above the background
 MIN_DIGIT = 0.04  # a digit's box spans at least this fraction of the picture's longer side
 SMALL_SIDE = 48  # below this the background is one level (the border's), not a map
@@ -82,9 +91,13 @@ def to_model_input(image: Image.Image) -> torch.Tensor:
     box = _ink_box(ink, levels)
     if not np.isscalar(background) and _fills_frame(box, ink.shape):
         # Strokes this wide relative to the picture cover whole tiles of the background map, which
-        # then takes them for background and hollows them out: the background is one level instead.
-        ink, levels = _ink_levels(x, _flat_level(x), paper)
-        box = _ink_box(ink, levels)
+        # then takes them for background and hollows them out: the background is one level instead
+        # (unless that finds no ink: a close-up photo whose shadows only the map removes).
+        try:
+            flat_ink, flat_levels = _ink_levels(x, _flat_level(x), paper)
+            ink, levels, box = flat_ink, flat_levels, _ink_box(flat_ink, flat_levels)
+        except PreprocessError:
+            pass
     return normalize(torch.from_numpy(_mnist_layout(ink, levels, box))).unsqueeze(0)
 
 
@@ -295,12 +308,15 @@ def _upsample_rows(n_out: int, n_in: int, cell: float) -> np.ndarray:
 def _ink_and_background(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray | float, bool]:
     """(image with bright ink, its dark background level, whether it was dark ink on light paper).
 
-    The background is most of the picture, so its level is the median; the ink
-    is on whichever side (darker or lighter) strays further from it. A 3x3 mean
-    keeps single noisy pixels from deciding. (Per-tile medians would cancel
-    shadows but mistake thick strokes for background; a shadow is darker than
-    the paper, so it only strengthens the right answer.) The background under
-    bright ink is then a low per-tile quantile (a high one on paper).
+    The ink is on whichever side (darker or lighter) of the background's level
+    strays further from it; a 3x3 mean keeps single noisy pixels from deciding.
+    The level is the border's median when that sits clearly at one end of the
+    range: a tight crop may be mostly ink, so the median of all pixels can be
+    ink. A shadowed border sits in between; then the level is the median of
+    all pixels (most of a photo is background, and a shadow is darker than the
+    paper, so it only strengthens the right answer). Per-tile medians would
+    cancel shadows but mistake thick strokes for background. The background
+    under bright ink is then a low per-tile quantile (a high one on paper).
     """
     sample = _sample(grey)
     sums = _box3(grey) if min(grey.shape) >= 3 else 9.0 * grey
@@ -339,9 +355,16 @@ def _ink_levels(x: np.ndarray, background: np.ndarray | float, paper: bool) -> t
     sums = _box3(ink) if min(ink.shape) >= 3 else 9.0 * ink
     sample = _sample(sums)
     median = _median(sample)
-    noise = min(1.4826 * _median(np.abs(sample - median)), 3.0 * _pixel_noise(ink)) / 9.0
-    centre = min(median, _median(_border(sample))) / 9.0
+    noise = 1.4826 * _median(np.abs(sample - median)) / 9.0
+    # The background's level: the median, or the border's when lower (a tight crop, mostly ink).
+    centre = min(median, _median(_border(sample)))
+    inked = sample > 0.5 * (centre + float(sums.max()))
+    centre /= 9.0
     peak = float(sums.max()) / 9.0 - centre
+    if peak * np.count_nonzero(inked) >= HEAVY_INK * inked.size:
+        # Much clear ink (a frame-filling digit) and its blurred edges widen the spread of the
+        # pixels, which then says nothing about noise; differences of neighbours still do.
+        noise = min(noise, _pixel_noise(ink) / 3.0)  # a 3x3 mean has a third of white noise
     if peak < MIN_CONTRAST or peak < NOISE_MARGIN * noise:
         raise PreprocessError("no digit found in the image: it is blank (no ink stands out from the background)")
     # Noise and faint background fall below `low`; stroke cores (the typical level
