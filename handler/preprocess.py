@@ -90,12 +90,15 @@ def to_model_input(image: Image.Image) -> torch.Tensor:
     ink, levels = _ink_levels(x, background, paper)
     box = _ink_box(ink, levels)
     if not np.isscalar(background) and _fills_frame(box, ink.shape):
-        # Strokes this wide relative to the picture cover whole tiles of the background map, which
-        # then takes them for background and hollows them out: the background is one level instead
-        # (unless that finds no ink: a close-up photo whose shadows only the map removes).
+        # Strokes this wide relative to the picture may cover whole tiles of the background map,
+        # which then takes them for background and hollows them out. One background level keeps
+        # them whole; if it finds no ink or thinner strokes, the map was right (a close-up photo
+        # whose shadows only the map removes).
         try:
             flat_ink, flat_levels = _ink_levels(x, _flat_level(x), paper)
-            ink, levels, box = flat_ink, flat_levels, _ink_box(flat_ink, flat_levels)
+            flat_box = _ink_box(flat_ink, flat_levels)
+            if _box_stroke_width(flat_ink, flat_levels, flat_box) > _box_stroke_width(ink, levels, box):
+                ink, levels, box = flat_ink, flat_levels, flat_box
         except PreprocessError:
             pass
     return normalize(torch.from_numpy(_mnist_layout(ink, levels, box))).unsqueeze(0)
@@ -472,6 +475,12 @@ def _fills_frame(box: tuple[int, int, int, int], shape: tuple[int, int]) -> bool
     """Whether the digit's box spans most of the picture's height or width (a tight crop, a close-up)."""
     top, bottom, left, right = box
     return bottom - top >= FILLED * shape[0] or right - left >= FILLED * shape[1]
+
+
+def _box_stroke_width(ink: np.ndarray, levels: tuple, box: tuple[int, int, int, int]) -> float:
+    """Mean stroke width in pixels of the ink in ``box``, stretched by ``levels``."""
+    top, bottom, left, right = box
+    return _stroke_width(_stretch(ink[top:bottom, left:right], levels))
 
 
 def _mnist_layout(ink: np.ndarray, levels: tuple, box: tuple[int, int, int, int]) -> np.ndarray:
