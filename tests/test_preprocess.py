@@ -326,7 +326,7 @@ def stroke_width(p: np.ndarray) -> float:
 
 def test_very_thick_strokes_are_thinned_towards_mnist():
     """Marker-thick strokes come out about as wide as MNIST's widest (its 95th percentile is 3 pixels)."""
-    thick = framed_seven(200, 48)
+    thick = framed_seven(200, 72)
     assert stroke_width(pixels(to_model_input(thick))) < 3.6
     assert stroke_width(pixels(to_model_input(framed_seven(200, 16)))) < 2.6  # ordinary strokes are left alone
 
