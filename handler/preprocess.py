@@ -426,30 +426,29 @@ def _stroke_width(ink: np.ndarray) -> float:
 
 
 def _thin(crop: np.ndarray, scale: float) -> np.ndarray:
-    """Erode strokes that would be wider than THICK_STROKE pixels at the 20x20 scale."""
-    width = _stroke_width(crop) * scale
-    steps = round((width - THICK_TARGET) / (2 * scale)) if width > THICK_STROKE else 0
-    for _ in range(min(steps, 8)):  # each pixel takes the smallest of itself and its 4 neighbours
-        shrunk = crop.copy()
-        np.minimum(shrunk[1:], crop[:-1], out=shrunk[1:])
-        np.minimum(shrunk[:-1], crop[1:], out=shrunk[:-1])
-        np.minimum(shrunk[:, 1:], crop[:, :-1], out=shrunk[:, 1:])
-        np.minimum(shrunk[:, :-1], crop[:, 1:], out=shrunk[:, :-1])
-        crop = shrunk
-    return crop
+    """Erode strokes that would be wider than THICK_STROKE pixels at the 20x20 scale, never to nothing."""
+    width = _stroke_width(crop)
+    steps = round((width * scale - THICK_TARGET) / (2 * scale)) if width * scale > THICK_STROKE else 0
+    return _morph(crop, min(steps, int((width - 1) // 2), 8), np.minimum)
 
 
 def _thicken(crop: np.ndarray, scale: float) -> np.ndarray:
     """Grow strokes that would be thinner than THIN_STROKE pixels at the 20x20 scale."""
     width = _stroke_width(crop) * scale
     steps = round((THIN_TARGET - width) / (2 * scale)) if width < THIN_STROKE else 0
-    for _ in range(min(steps, 8)):  # each pixel takes the largest of itself and its 4 neighbours
-        grown = crop.copy()
-        np.maximum(grown[1:], crop[:-1], out=grown[1:])
-        np.maximum(grown[:-1], crop[1:], out=grown[:-1])
-        np.maximum(grown[:, 1:], crop[:, :-1], out=grown[:, 1:])
-        np.maximum(grown[:, :-1], crop[:, 1:], out=grown[:, :-1])
-        crop = grown
+    return _morph(crop, min(steps, 8), np.maximum)
+
+
+def _morph(crop: np.ndarray, steps: int, pick) -> np.ndarray:
+    """``steps`` rounds of each pixel taking ``pick`` (np.maximum grows, np.minimum erodes) of itself and its
+    4 neighbours."""
+    for _ in range(steps):
+        out = crop.copy()
+        pick(out[1:], crop[:-1], out=out[1:])
+        pick(out[:-1], crop[1:], out=out[:-1])
+        pick(out[:, 1:], crop[:, :-1], out=out[:, 1:])
+        pick(out[:, :-1], crop[:, 1:], out=out[:, :-1])
+        crop = out
     return crop
 
 
