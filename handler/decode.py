@@ -73,21 +73,25 @@ def decode_image(data: bytes) -> Image.Image:
         raise RequestError("the body is not an image Pillow can read (PNG, JPEG, GIF, BMP, WebP, TIFF)") from None
     except Image.DecompressionBombError:
         raise RequestError(f"the image has too many pixels (limit {MAX_PIXELS:,})") from None
-    except (OSError, ValueError, SyntaxError) as error:
+    except MemoryError:
+        raise
+    except Exception as error:  # Pillow's parsers raise all kinds on malformed headers (found by tests/test_fuzz.py)
         raise RequestError(f"the image cannot be decoded: {error}") from None
     width, height = image.size
     if width * height > MAX_PIXELS:
         raise RequestError(f"the image has too many pixels: {width}x{height} (limit {MAX_PIXELS:,})")
     if width == 0 or height == 0:
         raise RequestError("the image has no pixels")
-    # A JPEG decodes straight to small greyscale (DCT scaling): the preprocessing shrinks it anyway.
-    draft(image)
     try:
+        # A JPEG decodes straight to small greyscale (DCT scaling): the preprocessing shrinks it anyway.
+        draft(image)
         image.load()
         # In place: without an EXIF rotation the default returns a copy of every picture.
         ImageOps.exif_transpose(image, in_place=True)
         return image
-    except (OSError, ValueError, SyntaxError, EOFError) as error:
+    except MemoryError:
+        raise
+    except Exception as error:  # e.g. a TIFF whose strip offset is a fraction: TypeError
         raise RequestError(f"the image cannot be decoded (truncated or corrupt): {error}") from None
 
 

@@ -8,54 +8,50 @@ Recipe for a decoded picture (any size, any Pillow mode):
 1. shrink it early to about ``ANALYSIS_SIDE`` pixels (box filter), grey it,
    and put transparent pixels on the background (a canvas of black strokes
    on a transparent background becomes black on white);
-2. detect the polarity (is the ink darker or lighter than the border?) and
-   make the ink bright on a dark background, like MNIST;
+2. detect the polarity (is the ink darker or lighter than the border, or
+   when the border is ambiguous, than most of the picture?) and make the ink
+   bright on a dark background, like MNIST;
 3. flatten the background (per-tile level, median-filtered, interpolated;
-   paper is divided out so shadows do not weaken the ink), measure the noise,
-   refuse blank pictures, and stretch the contrast so stroke cores saturate;
-4. crop to the ink's bounding box (stray specks outside the digit dropped),
-   scale it to fit 20x20 keeping the aspect ratio (anti-aliased), and paste
-   it in 28x28 so its centre of mass sits at the centre - MNIST's recipe;
-5. normalise with MNIST's mean and standard deviation.
+   paper is divided out so shadows do not weaken the ink), measure the noise
+   (the spread of the pixels; when much of the picture is clear ink, which
+   widens that spread, at most the noise of 2x2 pixel differences), refuse
+   blank pictures, and stretch the contrast so stroke cores saturate;
+4. find the ink's bounding box (stray specks outside the digit dropped); when
+   it spans most of the picture (a tight crop, a close-up, a low-resolution
+   scan), strokes are as wide as the tiles of the background map, which
+   would hollow them out: redo step 3 with one background level;
+5. crop to the box, grow very thin strokes and erode very thick ones towards
+   MNIST's widths, scale it to fit 20x20 keeping the aspect ratio
+   (anti-aliased), and paste it in 28x28 so its centre of mass sits at the
+   centre - MNIST's recipe;
+6. normalise with MNIST's mean and standard deviation.
 
 A 28x28 picture that already is an MNIST digit (pure black background, ink
 box of 19-20 pixels, centred by mass) is taken as-is, so MNIST test digits come
 out bit-identical to ``normalize(pixels / 255)``.
 
-Imports only numpy, torch and Pillow: this file ships inside the model archive.
+The steps live in :mod:`handler.ink` (2-3) and :mod:`handler.layout` (4). Imports only numpy,
+torch and Pillow: the archive carries the handler package.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
 import torch
 from PIL import Image
 
+from handler.ink import PreprocessError, flat_level, ink_and_background, ink_levels
+from handler.layout import CENTRE, FIT, INDEX, SIDE, box_stroke_width, fills_frame, ink_box, mnist_layout
 from model import normalize
 
-SIDE = 28  # model input side
-FIT = 20  # the digit's box is scaled to fit FIT x FIT, as in MNIST
-CENTRE = 14.0  # MNIST digits' mean centre of mass (row and column index)
-ANALYSIS_SIDE = 256  # larger pictures are box-reduced to about this before analysis
-MIN_CONTRAST = 0.12  # weakest ink/background contrast accepted as a digit (fraction of the range)
-NOISE_MARGIN = 8.0  # the ink must also stand this many noise sigmas above the background
-MIN_DIGIT = 0.04  # a digit's box spans at least this fraction of the picture's longer side
-SMALL_SIDE = 48  # below this the background is one level (the border's), not a map
-THIN_STROKE = 1.5  # strokes thinner than this at the 20x20 scale (px) are grown ...
-THIN_TARGET = 1.8  # ... to about this; MNIST's median is 2.0, its 10th percentile 1.5
-RESAMPLE = Image.Resampling.BILINEAR  # anti-aliased when shrinking (Pillow widens the filter)
+__all__ = ["FIT", "SIDE", "PreprocessError", "draft", "normalize", "to_model_input"]
 
+ANALYSIS_SIDE = 256  # larger pictures are box-reduced to about this before analysis
 _BORDER_PIXELS = SIDE * SIDE - (SIDE - 4) ** 2
-_INDEX = np.arange(SIDE, dtype=np.float32)
 # ITU-R 601-2 luma, as Pillow's "L" conversion.
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-
-
-class PreprocessError(ValueError):
-    """The picture cannot become a digit; the message is for the client."""
 
 
 def to_model_input(image: Image.Image) -> torch.Tensor:
@@ -69,9 +65,22 @@ def to_model_input(image: Image.Image) -> torch.Tensor:
     if mnist is not None:
         return normalize(torch.from_numpy(mnist)).unsqueeze(0)
     grey = _grey(image)
-    x, background, paper = _ink_and_background(grey)
-    ink, levels = _ink_levels(x, background, paper)
-    return normalize(torch.from_numpy(_mnist_layout(ink, levels))).unsqueeze(0)
+    x, background, paper = ink_and_background(grey)
+    ink, levels = ink_levels(x, background, paper)
+    box = ink_box(ink, levels)
+    if not np.isscalar(background) and fills_frame(box, ink.shape):
+        # Strokes this wide relative to the picture may cover whole tiles of the background map,
+        # which then takes them for background and hollows them out. One background level keeps
+        # them whole; if it finds no ink or thinner strokes, the map was right (a close-up photo
+        # whose shadows only the map removes).
+        try:
+            flat_ink, flat_levels = ink_levels(x, flat_level(x), paper)
+            flat_box = ink_box(flat_ink, flat_levels)
+            if box_stroke_width(flat_ink, flat_levels, flat_box) > box_stroke_width(ink, levels, box):
+                ink, levels, box = flat_ink, flat_levels, flat_box
+        except PreprocessError:
+            pass
+    return normalize(torch.from_numpy(mnist_layout(ink, levels, box))).unsqueeze(0)
 
 
 def draft(image: Image.Image) -> None:
@@ -83,9 +92,6 @@ def draft(image: Image.Image) -> None:
     """
     if image.format == "JPEG" and image.mode in ("L", "RGB"):
         image.draft("L", (ANALYSIS_SIDE, ANALYSIS_SIDE))
-
-
-# ---- 1. pixels: any mode to one grey float image ----------------------------------------
 
 
 def _as_mnist_digit(image: Image.Image) -> np.ndarray | None:
@@ -111,7 +117,7 @@ def _as_mnist_digit(image: Image.Image) -> np.ndarray | None:
         return None
     x = pixels.astype(np.float32) / 255.0
     mass = x.sum()
-    cy, cx = x.sum(axis=1) @ _INDEX / mass, x.sum(axis=0) @ _INDEX / mass
+    cy, cx = x.sum(axis=1) @ INDEX / mass, x.sum(axis=0) @ INDEX / mass
     if abs(cy - CENTRE) > 1 or abs(cx - CENTRE) > 1:
         return None
     return x
@@ -173,234 +179,3 @@ def _reducible(image: Image.Image) -> tuple[Image.Image, float]:
         return image.convert("RGB"), 255.0  # CMYK, YCbCr, HSV, ...
     except ValueError:
         return image.getchannel(0), 255.0  # e.g. LAB: its first band is the lightness
-
-
-# ---- 2. background and polarity --------------------------------------------------------
-
-
-def _box3(a: np.ndarray) -> np.ndarray:
-    """3x3 sum filter (edges replicated): nine times the mean, one division saved per call.
-
-    Built in place from one padded copy: on pictures of 100-250 pixels a side each array
-    numpy allocates costs about as much as the arithmetic.
-    """
-    p = np.empty((a.shape[0] + 2, a.shape[1] + 2), dtype=a.dtype)  # np.pad's overhead is most of the cost here
-    p[1:-1, 1:-1] = a
-    p[0, 1:-1], p[-1, 1:-1] = a[0], a[-1]
-    p[:, 0], p[:, -1] = p[:, 1], p[:, -2]
-    rows = p[:-2] + p[1:-1]
-    rows += p[2:]
-    out = rows[:, :-2] + rows[:, 1:-1]
-    out += rows[:, 2:]
-    return out
-
-
-def _median(a: np.ndarray) -> float:
-    """``np.median`` of all of ``a``: the same partition without its per-call overhead (4x faster here)."""
-    flat = a.ravel()
-    k = flat.size // 2
-    if flat.size % 2:
-        return float(np.partition(flat, k)[k])
-    low, high = np.partition(flat, (k - 1, k))[k - 1 : k + 1]
-    return (float(low) + float(high)) / 2
-
-
-def _sample(a: np.ndarray, target: int = 1024) -> np.ndarray:
-    """A regular subsample of at most about ``target`` pixels: plenty for a median, much cheaper.
-
-    A median costs a partition of every pixel it is given; on a 120x120 picture five of them
-    were half of the preprocessing time.
-    """
-    step = max(1, math.ceil(math.sqrt(a.size / target)))
-    return a[::step, ::step]
-
-
-def _border(a: np.ndarray) -> np.ndarray:
-    """The pixels of a ring about 1/16 of the shorter side wide."""
-    w = max(1, min(a.shape) // 16)
-    return np.concatenate([a[:w].ravel(), a[-w:].ravel(), a[w:-w, :w].ravel(), a[w:-w, -w:].ravel()])
-
-
-def _tile_level(x: np.ndarray, quantile: float) -> np.ndarray:
-    """A smooth full-size map of the per-tile ``quantile`` of ``x``.
-
-    Tiles are about 1/8 of the longer side, wider than strokes, so a low
-    quantile is background; a 3x3 median over tiles gives a tile full of ink
-    its neighbours' level while shadow edges survive; bilinear interpolation
-    makes the map smooth.
-    """
-    h, w = x.shape
-    step = 2 if x.size > 16384 else 1  # every other pixel is plenty for a quantile, and 4x cheaper
-    sub = x[::step, ::step]
-    sh, sw = sub.shape
-    tile = max(8, max(sh, sw) // 8)
-    gh, gw = math.ceil(sh / tile), math.ceil(sw / tile)
-    # Partial tiles at the bottom and right are completed by mirroring (by repeating the edge
-    # when the picture is narrower than a tile).
-    padded = np.empty((gh * tile, gw * tile), dtype=x.dtype)
-    padded[:sh, :sw] = sub
-    mirror = min(sh, sw) > tile
-    if gh * tile > sh:
-        padded[sh:, :sw] = sub[::-1][1 : 1 + gh * tile - sh] if mirror else sub[-1]
-    if gw * tile > sw:
-        padded[:, sw:] = padded[:, :sw][:, ::-1][:, 1 : 1 + gw * tile - sw] if mirror else padded[:, sw - 1 : sw]
-    tiles = padded.reshape(gh, tile, gw, tile).transpose(0, 2, 1, 3).reshape(gh, gw, tile * tile)
-    k = int(quantile * (tile * tile - 1))
-    p = np.empty((gh + 2, gw + 2), dtype=x.dtype)  # the tiles' levels, edges repeated
-    p[1:-1, 1:-1] = np.partition(tiles, k, axis=-1)[..., k]
-    p[0, 1:-1], p[-1, 1:-1] = p[1, 1:-1], p[-2, 1:-1]
-    p[:, 0], p[:, -1] = p[:, 1], p[:, -2]
-    neighbours = np.empty((9, gh, gw), dtype=x.dtype)
-    for n in range(9):
-        neighbours[n] = p[n // 3 : n // 3 + gh, n % 3 : n % 3 + gw]
-    level = np.partition(neighbours, 4, axis=0)[4]  # the median of nine
-    # Tile centres sit at (i + 0.5) * tile * step pixels.
-    return _upsample_rows(h, gh, tile * step) @ level @ _upsample_rows(w, gw, tile * step).T
-
-
-@functools.lru_cache(maxsize=64)
-def _upsample_rows(n_out: int, n_in: int, cell: float) -> np.ndarray:
-    """The (n_out, n_in) matrix of bilinear interpolation from cells of ``cell`` pixels, edges clamped.
-
-    As Pillow's bilinear upscaling, but two small matrix products replace converting
-    to and from an image and the resize of a padded copy (a third of this stage's time).
-    Cached (read-only): a client's pictures tend to share a size, and building the matrix
-    cost as much as using it.
-    """
-    src = np.clip((np.arange(n_out, dtype=np.float32) + 0.5) / cell - 0.5, 0.0, n_in - 1)
-    first = np.minimum(src.astype(np.intp), max(n_in - 2, 0))
-    weights = np.zeros((n_out, n_in), dtype=np.float32)
-    rows = np.arange(n_out)
-    weights[rows, first] = 1.0 - (src - first)
-    if n_in > 1:
-        weights[rows, first + 1] = src - first
-    weights.flags.writeable = False
-    return weights
-
-
-def _ink_and_background(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray | float, bool]:
-    """(image with bright ink, its dark background level, whether it was dark ink on light paper).
-
-    The background is most of the picture, so its level is the median; the ink
-    is on whichever side (darker or lighter) strays further from it. A 3x3 mean
-    keeps single noisy pixels from deciding. (Per-tile medians would cancel
-    shadows but mistake thick strokes for background; a shadow is darker than
-    the paper, so it only strengthens the right answer.) The background under
-    bright ink is then a low per-tile quantile (a high one on paper).
-    """
-    median = 9.0 * _median(_sample(grey))  # on the scale of the 3x3 sums
-    sums = _box3(grey) if min(grey.shape) >= 3 else 9.0 * grey
-    paper = median - float(sums.min()) > float(sums.max()) - median
-    x = 1.0 - grey if paper else grey
-    if min(x.shape) < SMALL_SIDE:
-        return x, _median(_border(x)), paper
-    return x, _tile_level(x, 0.25), paper
-
-
-# ---- 3. noise and contrast --------------------------------------------------------------
-
-
-def _ink_levels(x: np.ndarray, background: np.ndarray | float, paper: bool) -> tuple[np.ndarray, tuple]:
-    """(ink above the background, (low, high)): the levels that :func:`_stretch` maps to 0 and 1.
-
-    Below ``low`` is background and noise; ``high`` is the typical level of stroke cores.
-    ``paper``: the picture was dark ink on light paper; dividing by the paper's
-    brightness (flat-fielding) keeps ink in a shadow as strong as in the light.
-    """
-    ink = x - background
-    if paper:
-        ink /= np.maximum(1.0 - background, 0.05)
-    # 3x3 sums, nine times the means: the levels are scaled instead of every pixel.
-    sums = _box3(ink) if min(ink.shape) >= 3 else 9.0 * ink
-    sample = _sample(sums)
-    centre = _median(sample) / 9.0
-    noise = 1.4826 * _median(np.abs(sample - 9.0 * centre)) / 9.0
-    peak = float(sums.max()) / 9.0 - centre
-    if peak < MIN_CONTRAST or peak < NOISE_MARGIN * noise:
-        raise PreprocessError("no digit found in the image: it is blank (no ink stands out from the background)")
-    # Noise and faint background fall below `low`; stroke cores (the typical level
-    # of clearly inked pixels) reach 1.
-    low = centre + max(0.25 * peak, 4.0 * noise)
-    strong = ink[sums > 9.0 * (centre + 0.5 * peak)]
-    high = max(_median(strong) if strong.size else centre + peak, low + 1e-3)
-    return ink, (low, high)
-
-
-def _stretch(ink: np.ndarray, levels: tuple) -> np.ndarray:
-    """Ink in [0, 1]: ``levels`` (low, high) mapped to 0 and 1, clipped (a new array)."""
-    low, high = levels
-    out = ink - low
-    out *= 1.0 / (high - low)
-    return np.clip(out, 0.0, 1.0, out=out)
-
-
-# ---- 4. MNIST layout --------------------------------------------------------------------
-
-
-def _ink_span(profile: np.ndarray) -> tuple[int, int]:
-    """[start, stop) of the inked runs of a 1-D profile, ignoring small runs cut off by gaps."""
-    nonzero = np.flatnonzero(profile)
-    if nonzero[-1] - nonzero[0] + 1 == nonzero.size:  # one run, the usual case
-        return int(nonzero[0]), int(nonzero[-1]) + 1
-    inked = np.zeros(profile.size + 2, dtype=bool)
-    inked[1:-1] = profile > 0
-    edges = np.flatnonzero(inked[1:] != inked[:-1])
-    starts, stops = edges[0::2], edges[1::2]
-    mass = np.add.reduceat(profile, starts) if len(starts) else np.zeros(0)
-    keep = (mass >= 0.05 * mass.sum()) | (mass == mass.max())
-    return int(starts[keep].min()), int(stops[keep].max())
-
-
-def _stroke_width(ink: np.ndarray) -> float:
-    """Mean stroke width in pixels: twice the inked area over its outline length."""
-    b = ink > 0.5
-    outline = np.count_nonzero(b[1:] != b[:-1]) + np.count_nonzero(b[:, 1:] != b[:, :-1])
-    return 2.0 * np.count_nonzero(b) / max(outline, 1)
-
-
-def _thicken(crop: np.ndarray, scale: float) -> np.ndarray:
-    """Grow strokes that would be thinner than THIN_STROKE pixels at the 20x20 scale."""
-    width = _stroke_width(crop) * scale
-    steps = round((THIN_TARGET - width) / (2 * scale)) if width < THIN_STROKE else 0
-    for _ in range(min(steps, 8)):  # each pixel takes the largest of itself and its 4 neighbours
-        grown = crop.copy()
-        np.maximum(grown[1:], crop[:-1], out=grown[1:])
-        np.maximum(grown[:-1], crop[1:], out=grown[:-1])
-        np.maximum(grown[:, 1:], crop[:, :-1], out=grown[:, 1:])
-        np.maximum(grown[:, :-1], crop[:, 1:], out=grown[:, :-1])
-        crop = grown
-    return crop
-
-
-def _mnist_layout(ink: np.ndarray, levels: tuple) -> np.ndarray:
-    """Crop to the ink box, stretch ``levels`` to [0, 1], fit in FIT x FIT, centre by mass in SIDE x SIDE."""
-    low, high = levels
-    mask = ink > low + 0.25 * (high - low)  # a quarter of the way to stroke cores
-    # Isolated pixels (noise that survived the threshold) do not make the box.
-    if min(mask.shape) >= 3:
-        mask &= _box3(mask.view(np.uint8)) > 2  # at least 3 of the 9 pixels inked
-    counts = mask.view(np.uint8)
-    rows = counts.sum(axis=1, dtype=np.int32)
-    if not rows.any():
-        raise PreprocessError("no digit found in the image: it is blank (no ink stands out from the background)")
-    top, bottom = _ink_span(rows)
-    left, right = _ink_span(counts.sum(axis=0, dtype=np.int32))
-    crop = _stretch(ink[top:bottom, left:right], levels)
-    h, w = crop.shape
-    if max(h, w) < max(2, MIN_DIGIT * max(ink.shape)):
-        raise PreprocessError("no digit found in the image: only a speck, too small to be a digit")
-    scale = FIT / max(h, w)
-    crop = _thicken(crop, scale)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    picture = Image.frombuffer("F", (crop.shape[1], crop.shape[0]), crop, "raw", "F", 0, 1)
-    small = np.asarray(picture.resize(size, RESAMPLE))
-    # Bilinear weights are positive: the result stays in [0, max], so no clipping is needed.
-    small = small / max(float(small.max()), 1e-6)
-    mass = float(small.sum())
-    cy = float(small.sum(axis=1) @ _INDEX[: small.shape[0]]) / mass
-    cx = float(small.sum(axis=0) @ _INDEX[: small.shape[1]]) / mass
-    top = min(max(round(CENTRE - cy), 0), SIDE - small.shape[0])
-    left = min(max(round(CENTRE - cx), 0), SIDE - small.shape[1])
-    out = np.zeros((SIDE, SIDE), dtype=np.float32)
-    out[top : top + small.shape[0], left : left + small.shape[1]] = small
-    return out

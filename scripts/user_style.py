@@ -10,14 +10,19 @@ black strokes on a transparent browser canvas, a grey 16-bit or palette scan...
 
 Styles: ``photo``, ``canvas``, ``scan``, ``paper`` (a clean dark-on-white drawing),
 ``inverted-small`` (a tiny dark-on-white picture), ``offcentre`` (MNIST's polarity,
-bigger, digit anywhere).
+bigger, digit anywhere), and digits that fill the frame: ``tight-thick`` (thick
+strokes cropped to the ink), ``tight-inverted`` (light on dark, cropped to the ink),
+``lowres-blur`` (shrunk to 12 or 16 px and upscaled to 64 with blur), ``lowres-8``
+(the same from 8 px) and ``edge-touching`` (strokes cut by the top and bottom edges).
 
 CLI: ``python -m scripts.user_style --out renders --per-style 100`` writes
-``<out>/<style>/<n>_<digit>.<ext>`` and ``<out>/labels.csv`` from MNIST test digits.
+``<out>/<style>/<n>_<digit>.<ext>`` and ``<out>/labels.csv`` from MNIST test digits
+(``--split train`` from training digits).
 """
 
 import argparse
 import csv
+import functools
 import io
 import sys
 from collections.abc import Callable
@@ -185,6 +190,81 @@ def offcentre(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(np.round(field * level * 255).astype(np.uint8))
 
 
+# ---- frame-filling styles: the digit is most of the picture --------------------------
+
+
+def ink_box(alpha: np.ndarray, level: float = 0.5) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of the pixels of ``alpha`` above ``level``, stop indices exclusive."""
+    rows, cols = np.flatnonzero((alpha > level).any(axis=1)), np.flatnonzero((alpha > level).any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def thick_alpha(digit: np.ndarray, box_side: int, rng: np.random.Generator, grow: tuple[float, float]) -> np.ndarray:
+    """``digit`` drawn so its ink box is about ``box_side`` pixels, each stroke edge pushed out by
+    ``grow`` (a range, in pixels of a 20-pixel box: 0.5 makes an MNIST stroke about half again as wide)."""
+    side = max(28, round(box_side * 28 / 20))
+    alpha = stroke_alpha(digit, side, rng.uniform(0.25, 0.45), rng)
+    radius = round(rng.uniform(*grow) * box_side / 20)
+    if radius > 0:
+        alpha = np.asarray(Image.fromarray(alpha).filter(ImageFilter.MaxFilter(2 * radius + 1)))
+    return alpha
+
+
+def frame(alpha: np.ndarray, margins: tuple[int, int, int, int]) -> np.ndarray:
+    """The ink box of ``alpha`` widened by (top, bottom, left, right) pixels; negative ones cut into the ink."""
+    top, bottom, left, right = ink_box(alpha)
+    m_top, m_bottom, m_left, m_right = margins
+    padded = np.pad(alpha, max(0, *margins))
+    pad = max(0, *margins)
+    return padded[pad + top - m_top : pad + bottom + m_bottom, pad + left - m_left : pad + right + m_right]
+
+
+def shade(coverage: np.ndarray, dark_on_light: bool, rng: np.random.Generator) -> Image.Image:
+    """Ink coverage as an 8-bit grey picture: dark ink on light paper or light ink on a dark ground."""
+    ground, ink = rng.uniform(0.8, 1.0), rng.uniform(0.0, 0.25)
+    if not dark_on_light:
+        ground, ink = 1.0 - ground, 1.0 - ink
+    grey = ground + (ink - ground) * coverage
+    return Image.fromarray(np.round(np.clip(grey, 0, 1) * 255).astype(np.uint8))
+
+
+def tight_thick(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """Thick dark strokes on white, cropped to the ink box with a 0-2 px margin (32-160 px tall)."""
+    alpha = thick_alpha(digit, int(rng.integers(32, 161)), rng, grow=(0.4, 1.0))
+    coverage = frame(alpha, tuple(int(m) for m in rng.integers(0, 3, size=4)))
+    image = shade(coverage, True, rng)
+    return image.convert("RGB") if rng.random() < 0.5 else image
+
+
+def tight_inverted(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """Light strokes on a dark ground, cropped to the ink box with a 0-2 px margin (24-128 px tall)."""
+    alpha = thick_alpha(digit, int(rng.integers(24, 129)), rng, grow=(0.0, 0.8))
+    return shade(frame(alpha, tuple(int(m) for m in rng.integers(0, 3, size=4))), False, rng)
+
+
+def lowres_blur(digit: np.ndarray, rng: np.random.Generator, sizes: tuple[int, ...] = (12, 16)) -> Image.Image:
+    """A blurry low-resolution scan: the digit filling 80-100% of a square shrunk to one of ``sizes`` pixels,
+    upscaled to 64x64 and blurred; either polarity. Strokes are a pen's: shrinking thickens them."""
+    alpha = thick_alpha(digit, 96, rng, grow=(0.0, 0.3))
+    box = frame(alpha, (0, 0, 0, 0))
+    side = round(max(box.shape) / rng.uniform(0.8, 1.0))
+    square = place(box, max(side, box.shape[0]), max(side, box.shape[1]), rng, margin=0.0)
+    low = int(rng.choice(sizes))
+    small = Image.fromarray(np.round(square * 255).astype(np.uint8)).resize((low, low), Image.Resampling.BOX)
+    up = small.resize((64, 64), Image.Resampling.BICUBIC).filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 2.0)))
+    return shade(np.asarray(up, dtype=np.float32) / 255.0, rng.random() < 0.5, rng)
+
+
+def edge_touching(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """A square picture as tall as the digit: strokes touch or cross the top and bottom edges; either polarity."""
+    alpha = thick_alpha(digit, int(rng.integers(40, 129)), rng, grow=(0.0, 0.8))
+    cut = tuple(-int(m) for m in rng.integers(0, 3, size=2))
+    column = frame(alpha, (*cut, 0, 0))
+    height, width = column.shape
+    square = place(column, height, max(height, width), rng, margin=0.0)
+    return shade(square, rng.random() < 0.5, rng)
+
+
 def _fit(alpha: np.ndarray, side: int) -> np.ndarray:
     """Shrink ``alpha`` (keeping its aspect) when it is larger than side x side."""
     h, w = alpha.shape
@@ -203,6 +283,11 @@ STYLES: dict[str, tuple[Render, str, dict]] = {
     "paper": (paper, "PNG", {}),
     "inverted-small": (inverted_small, "PNG", {}),
     "offcentre": (offcentre, "PNG", {}),
+    "tight-thick": (tight_thick, "PNG", {}),
+    "tight-inverted": (tight_inverted, "PNG", {}),
+    "lowres-blur": (lowres_blur, "PNG", {}),
+    "lowres-8": (functools.partial(lowres_blur, sizes=(8,)), "PNG", {}),
+    "edge-touching": (edge_touching, "PNG", {}),
 }
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png"}
 
@@ -227,7 +312,7 @@ def render_bytes(digit: np.ndarray, style: str, seed: int) -> tuple[bytes, str]:
 
 
 def pick(n_total: int, n: int, seed: int) -> np.ndarray:
-    """``n`` distinct test-set indices, reproducible from ``seed``."""
+    """``n`` distinct indices of a set of ``n_total`` digits, reproducible from ``seed``."""
     return np.random.default_rng(seed).permutation(n_total)[:n]
 
 
@@ -252,7 +337,7 @@ def write_renders(images, labels, out: Path, styles: list[str], per_style: int, 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m scripts.user_style",
-        description="Render MNIST test digits as user-style pictures (photo, canvas, scan, ...) with labels.csv.",
+        description="Render MNIST digits as user-style pictures (photo, canvas, scan, ...) with labels.csv.",
     )
     parser.add_argument("--out", required=True, help="folder to write <style>/<n>_<digit>.<ext> and labels.csv into")
     parser.add_argument("--per-style", type=int, default=100, help="renders per style (default: %(default)s)")
@@ -260,6 +345,9 @@ def main(argv: list[str] | None = None) -> int:
         "--styles", nargs="+", default=list(STYLES), choices=list(STYLES), help="styles to render (default: all)"
     )
     parser.add_argument("--seed", type=int, default=0, help="picks the digits and the randomness (default: 0)")
+    parser.add_argument(
+        "--split", default="test", choices=["test", "train"], help="MNIST split to render (default: %(default)s)"
+    )
     parser.add_argument("--data-dir", help="local MNIST IDX copy (default: $MNIST_DIR, else data/ or download)")
     args = parser.parse_args(argv)
     if args.per_style < 1:
@@ -269,13 +357,13 @@ def main(argv: list[str] | None = None) -> int:
 
     if (splits := load_mnist_or_report(args.data_dir)) is None:
         return 1
-    test = splits[1]
-    if args.per_style > len(test):
-        print(f"error: --per-style is at most {len(test)} (the MNIST test set)", file=sys.stderr)
+    source = splits[0] if args.split == "train" else splits[1]
+    if args.per_style > len(source):
+        print(f"error: --per-style is at most {len(source)} (the MNIST {args.split} set)", file=sys.stderr)
         return 2
     try:
         labels_csv = write_renders(
-            test.images.numpy(), test.labels.numpy(), Path(args.out), args.styles, args.per_style, args.seed
+            source.images.numpy(), source.labels.numpy(), Path(args.out), args.styles, args.per_style, args.seed
         )
     except OSError as err:
         print(f"error: cannot write to {args.out}: {err}", file=sys.stderr)

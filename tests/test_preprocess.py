@@ -5,7 +5,7 @@ import io
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFilter
 
 from handler.preprocess import PreprocessError, normalize, to_model_input
 from tests.digits import big_seven, centre_of_mass, draw_seven, ink_box, mnist_like_ring, pixels, similarity
@@ -259,3 +259,109 @@ def test_error_is_a_value_error_with_a_client_message():
     with pytest.raises(ValueError) as info:
         to_model_input(Image.new("L", (50, 50), 255))
     assert str(info.value).startswith(BLANK)
+
+
+# ---- digits that fill the frame -----------------------------------------------------------
+
+
+def framed_seven(height: int, stroke: int, dark_on_light: bool = True) -> Image.Image:
+    """A 7 ``height`` pixels tall with ``stroke``-pixel strokes, a height's room on every side."""
+    width = int(height * 0.7)
+    ink, paper = (20, 235) if dark_on_light else (235, 20)
+    box = (height, height, height + width, 2 * height)
+    return draw_seven((width + 2 * height, 3 * height), box, stroke, ink, paper)
+
+
+def crop_to_ink(image: Image.Image, dark_on_light: bool, margin: int = 0, cut: int = 0) -> Image.Image:
+    """``image`` cropped to its ink plus ``margin`` pixels, minus ``cut`` rows of ink at the top and bottom."""
+    a = np.asarray(image)
+    inked = a < 128 if dark_on_light else a > 128
+    rows, cols = np.flatnonzero(inked.any(axis=1)), np.flatnonzero(inked.any(axis=0))
+    return image.crop((cols[0] - margin, rows[0] - margin + cut, cols[-1] + 1 + margin, rows[-1] + 1 + margin - cut))
+
+
+def low_resolution(image: Image.Image, side: int) -> Image.Image:
+    """``image`` shrunk to side x side and blown up to 64x64 with blur, like an upscaled thumbnail."""
+    small = image.resize((side, side), Image.Resampling.BOX)
+    return small.resize((64, 64), Image.Resampling.BICUBIC).filter(ImageFilter.GaussianBlur(1))
+
+
+@pytest.mark.parametrize("dark_on_light", [True, False], ids=["dark-ink", "light-ink"])
+@pytest.mark.parametrize(("height", "stroke"), [(40, 8), (120, 22), (200, 40)])
+@pytest.mark.parametrize(("margin", "cut"), [(0, 0), (2, 0), (0, 2)], ids=["tight", "margin-2", "cut-by-edges"])
+def test_frame_filling_thick_digit_reads_as_with_room_around(height, stroke, margin, cut, dark_on_light):
+    """Cropped to its ink (or past it), a thick digit gives the input it gives with room around it."""
+    framed = framed_seven(height, stroke, dark_on_light)
+    cropped = crop_to_ink(framed, dark_on_light, margin, cut)
+    assert similarity(to_model_input(cropped), to_model_input(framed)) > 0.9
+
+
+@pytest.mark.parametrize("dark_on_light", [True, False], ids=["dark-ink", "light-ink"])
+@pytest.mark.parametrize(("side", "at_least"), [(8, 0.85), (12, 0.9), (16, 0.9)])
+def test_low_resolution_blurred_digit_filling_the_frame(side, at_least, dark_on_light):
+    framed = framed_seven(120, 16, dark_on_light)
+    column = crop_to_ink(framed, dark_on_light, margin=8)
+    square = Image.new("L", (column.height, column.height), 235 if dark_on_light else 20)
+    square.paste(column, ((column.height - column.width) // 2, 0))
+    assert similarity(to_model_input(low_resolution(square, side)), to_model_input(framed)) > at_least
+
+
+@pytest.mark.parametrize("dark_on_light", [True, False], ids=["dark-ink", "light-ink"])
+def test_picture_mostly_of_ink_keeps_its_polarity(dark_on_light):
+    """A thick slanted stroke cropped to itself is more ink than background; the ink still comes out bright."""
+    ink, paper = (20, 235) if dark_on_light else (235, 20)
+    bar = Image.new("L", (60, 150), paper)
+    ImageDraw.Draw(bar).line([(14, 150), (46, 0)], fill=ink, width=34)
+    a = np.asarray(bar)
+    assert ((a < 128) if dark_on_light else (a > 128)).mean() > 0.5
+    framed = Image.new("L", (360, 450), paper)
+    framed.paste(bar, (150, 150))
+    assert similarity(to_model_input(bar), to_model_input(framed)) > 0.95
+
+
+def stroke_width(p: np.ndarray) -> float:
+    """Mean stroke width in pixels of a model input's intensities: twice the inked area over its outline."""
+    b = p > 0.5
+    outline = np.count_nonzero(b[1:] != b[:-1]) + np.count_nonzero(b[:, 1:] != b[:, :-1])
+    return 2.0 * np.count_nonzero(b) / outline
+
+
+def test_very_thick_strokes_are_thinned_towards_mnist():
+    """Marker-thick strokes come out about as wide as MNIST's widest (its 95th percentile is 3 pixels)."""
+    thick = framed_seven(200, 72)
+    assert stroke_width(pixels(to_model_input(thick))) < 3.6
+    assert stroke_width(pixels(to_model_input(framed_seven(200, 16)))) < 2.6  # ordinary strokes are left alone
+
+
+def test_close_up_photo_with_a_shadow_still_reads(reference):
+    """A 7 spanning most of a photo's height, under a strong shadow: the background map stays."""
+    rng = np.random.default_rng(3)
+    image = draw_seven((400, 300), (120, 30, 250, 250), 12, ink=20, paper=235)
+    ramp = np.linspace(0.4, 1.0, 400, dtype=np.float32)[None, :]
+    photo = np.asarray(image, dtype=np.float32) * ramp + rng.normal(0, 4, size=(300, 400))
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(photo, 0, 255).astype(np.uint8)).save(buffer, format="JPEG", quality=80)
+    expected = to_model_input(draw_seven((400, 300), (120, 30, 250, 250), 12, ink=20, paper=235))
+    assert similarity(to_model_input(Image.open(buffer)), expected) > 0.9
+
+
+# ---- blank must mean blank ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("contrast", [0.13, 0.2, 0.3])
+@pytest.mark.parametrize("dark_on_light", [True, False], ids=["dark-ink", "light-ink"])
+@pytest.mark.parametrize("finish", ["clean", "grain", "jpeg"])
+def test_faint_but_visible_digit_is_not_blank(contrast, dark_on_light, finish, reference):
+    """Ink 13% of the range away from the paper is plain to see: it is read, not refused as blank."""
+    paper = 235 if dark_on_light else 20
+    ink = round(paper - contrast * 255) if dark_on_light else round(paper + contrast * 255)
+    grey = np.asarray(big_seven(), dtype=np.float32)
+    grey = paper + (grey - 235) / (20 - 235) * (ink - paper)  # big_seven's 235/20 mapped to paper/ink
+    if finish != "clean":
+        grey += np.random.default_rng(4).normal(0, 2, size=grey.shape)
+    image = Image.fromarray(np.clip(np.round(grey), 0, 255).astype(np.uint8))
+    if finish == "jpeg":
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=80)
+        image = Image.open(buffer)
+    assert similarity(to_model_input(image), reference) > 0.95
