@@ -22,6 +22,7 @@ from scripts.serving.process import serve_checkpoint
 from scripts.serving.warmup import WARMUP_SECONDS, sample_bodies, warm_up
 from train.cli import OneLineParser, positive_int
 
+CASES = ("none", "warm-up")
 KEEP = ("requests", "rps", "p50_ms", "p90_ms", "p99_ms", "max_ms", "non_200")
 
 
@@ -50,6 +51,7 @@ def main(argv=None) -> int:
     parser.add_argument("--concurrency", type=positive_int, default=32, help="connections (32)")
     parser.add_argument("--warmup", type=float, default=WARMUP_SECONDS, help=f"most warm-up s ({WARMUP_SECONDS:g})")
     parser.add_argument("--repeats", type=positive_int, default=1, help="runs of each case (1)")
+    parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES), help="cases to run (both)")
     parser.add_argument("--out", type=Path, default=Path("reports/bench_coldstart.json"))
     args = parser.parse_args(argv)
     if not args.checkpoint.is_file():
@@ -59,7 +61,8 @@ def main(argv=None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="bench-coldstart-") as work:
             for repeat in range(args.repeats):
-                for name, seconds in (("none", 0.0), ("warm-up", args.warmup)):
+                for name in args.cases:
+                    seconds = args.warmup if name == "warm-up" else 0.0
                     case = measure_case(
                         args.checkpoint, Path(work, f"{name}-{repeat}"), seconds, args.requests, args.concurrency
                     )

@@ -11,12 +11,11 @@ from scripts.bench_serve.schema import Point
 from scripts.serving.config import configure
 from scripts.serving.errors import ServeError
 from scripts.serving.process import Server, serve_checkpoint
-from scripts.serving.warmup import jit_cpu_seconds
+from scripts.serving.warmup import JIT_QUIET, jit_cpu_seconds
 
 CONFIG_PATTERN = re.compile(r"^w(\d+)-b(\d+)-d(\d+)$")
 # Warm-up rounds repeat until the JVM's JIT compiler threads use less than this share of a core,
 # in QUIET_ROUNDS rounds in a row: compilation comes in waves, and one quiet round is often a lull.
-JIT_QUIET = 0.02
 QUIET_ROUNDS = 2
 
 

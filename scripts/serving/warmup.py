@@ -20,10 +20,13 @@ from scripts.serving.layout import SAMPLES
 
 # The longest warm-up by default (`make serve WARMUP=...`, `start --warmup`).
 WARMUP_SECONDS = 60.0
-# The JIT counts as quiet below this share of a core, over QUIET_WINDOWS windows in a row.
+# The JIT counts as quiet below this share of a core, over QUIET_WINDOWS windows in a row, and only
+# once MIN_REQUESTS predictions have been answered: the compilers pause between waves, and a pause
+# early on (a few thousand requests in) ended warm-ups whose next wave then hit the first users.
 JIT_QUIET = 0.02
 WINDOW_S = 2.0
-QUIET_WINDOWS = 2
+QUIET_WINDOWS = 3
+MIN_REQUESTS = 20_000
 
 
 @dataclass
@@ -67,8 +70,8 @@ def jit_cpu_seconds(pid: int) -> float | None:
 def warm_up(
     client: Client, pid: int | None, max_seconds: float, concurrency: int = 16, stop: threading.Event | None = None
 ) -> Warmup:
-    """Predictions at ``concurrency`` until the JIT is quiet (when ``pid``'s threads can be read), ``max_seconds``
-    have passed or ``stop`` is set."""
+    """Predictions at ``concurrency`` until the JIT is quiet after MIN_REQUESTS (when ``pid``'s threads can be
+    read), ``max_seconds`` have passed or ``stop`` is set."""
     begin = time.monotonic()
     if max_seconds <= 0:
         return Warmup(0.0, 0, 0, False)
@@ -77,6 +80,7 @@ def warm_up(
     headers = {**client.auth("inference"), "Content-Type": "image/png"}
     done = threading.Event()
     counts = {"requests": 0, "failures": 0}
+    answered = [0] * concurrency  # per sender, read while they run
     lock = threading.Lock()
 
     def send(offset: int) -> None:
@@ -94,6 +98,7 @@ def warm_up(
                     failed += 1
                     connection.close()
                 sent += 1
+                answered[offset] = sent
         finally:
             connection.close()
             with lock:
@@ -116,7 +121,7 @@ def warm_up(
             after = jit_cpu_seconds(pid) if pid else None
             if before is not None and after is not None and window > 0:
                 quiet = quiet + 1 if (after - before) / window < JIT_QUIET else 0
-                if quiet >= QUIET_WINDOWS:
+                if quiet >= QUIET_WINDOWS and sum(answered) >= MIN_REQUESTS:
                     jit_quiet = True
                     break
     finally:
