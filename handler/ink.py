@@ -147,6 +147,11 @@ def ink_and_background(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray | float
     return x, _tile_level(x, 0.25), paper
 
 
+def uneven(background: np.ndarray, levels: tuple) -> bool:
+    """Whether a background map varies by a quarter of the ink's level or more (else it is one level already)."""
+    return float(background.max()) - float(background.min()) >= 0.25 * levels[1]
+
+
 def flat_level(x: np.ndarray) -> float:
     """One background level for the whole picture: a low quantile, below thick ink even when it is most of it."""
     sample = _sample(x).ravel()
@@ -170,11 +175,10 @@ def ink_levels(x: np.ndarray, background: np.ndarray | float, paper: bool) -> tu
     median = _median(sample)
     noise = 1.4826 * _median(np.abs(sample - median)) / 9.0
     # The background's level: the median, or the border's when lower (a tight crop, mostly ink).
-    centre = min(median, _median(_border(sample)))
-    inked = sample > 0.5 * (centre + float(sums.max()))
-    centre /= 9.0
+    centre = min(median, _median(_border(sample))) / 9.0
     peak = float(sums.max()) / 9.0 - centre
-    if peak * np.count_nonzero(inked) >= HEAVY_INK * inked.size:
+    inked = np.count_nonzero(sample > 9.0 * (centre + 0.5 * peak))
+    if peak * inked >= HEAVY_INK * sample.size:
         # Much clear ink (a frame-filling digit) and its blurred edges widen the spread of the
         # pixels, which then says nothing about noise; differences of neighbours still do.
         noise = min(noise, _pixel_noise(ink) / 3.0)  # a 3x3 mean has a third of white noise

@@ -42,18 +42,16 @@ def _stroke_width(ink: np.ndarray) -> float:
     return 2.0 * np.count_nonzero(b) / max(outline, 1)
 
 
-def _thin(crop: np.ndarray, scale: float) -> np.ndarray:
-    """Erode strokes that would be wider than THICK_STROKE pixels at the 20x20 scale, never to nothing."""
+def _mnist_strokes(crop: np.ndarray, scale: float) -> np.ndarray:
+    """Grow strokes thinner than THIN_STROKE pixels at the 20x20 scale, erode those wider than THICK_STROKE
+    (never to nothing): the model saw few outside that range."""
     width = _stroke_width(crop)
-    steps = round((width * scale - THICK_TARGET) / (2 * scale)) if width * scale > THICK_STROKE else 0
-    return _morph(crop, min(steps, int((width - 1) // 2), 8), np.minimum)
-
-
-def _thicken(crop: np.ndarray, scale: float) -> np.ndarray:
-    """Grow strokes that would be thinner than THIN_STROKE pixels at the 20x20 scale."""
-    width = _stroke_width(crop) * scale
-    steps = round((THIN_TARGET - width) / (2 * scale)) if width < THIN_STROKE else 0
-    return _morph(crop, min(steps, 8), np.maximum)
+    if width * scale < THIN_STROKE:
+        return _morph(crop, min(round((THIN_TARGET - width * scale) / (2 * scale)), 8), np.maximum)
+    if width * scale > THICK_STROKE:
+        steps = round((width * scale - THICK_TARGET) / (2 * scale))
+        return _morph(crop, min(steps, int((width - 1) // 2), 8), np.minimum)
+    return crop
 
 
 def _morph(crop: np.ndarray, steps: int, pick) -> np.ndarray:
@@ -105,7 +103,7 @@ def mnist_layout(ink: np.ndarray, levels: tuple, box: tuple[int, int, int, int])
     crop = stretch(ink[top:bottom, left:right], levels)
     h, w = crop.shape
     scale = FIT / max(h, w)
-    crop = _thin(_thicken(crop, scale), scale)
+    crop = _mnist_strokes(crop, scale)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     picture = Image.frombuffer("F", (crop.shape[1], crop.shape[0]), crop, "raw", "F", 0, 1)
     small = np.asarray(picture.resize(size, RESAMPLE))

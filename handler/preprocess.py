@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from handler.ink import PreprocessError, flat_level, ink_and_background, ink_levels
+from handler.ink import PreprocessError, flat_level, ink_and_background, ink_levels, uneven
 from handler.layout import CENTRE, FIT, INDEX, SIDE, box_stroke_width, fills_frame, ink_box, mnist_layout
 from model import normalize
 
@@ -68,7 +68,7 @@ def to_model_input(image: Image.Image) -> torch.Tensor:
     x, background, paper = ink_and_background(grey)
     ink, levels = ink_levels(x, background, paper)
     box = ink_box(ink, levels)
-    if not np.isscalar(background) and fills_frame(box, ink.shape):
+    if not np.isscalar(background) and fills_frame(box, ink.shape) and uneven(background, levels):
         # Strokes this wide relative to the picture may cover whole tiles of the background map,
         # which then takes them for background and hollows them out. One background level keeps
         # them whole; if it finds no ink or thinner strokes, the map was right (a close-up photo
