@@ -28,13 +28,25 @@ data: $(STAMP) ## Get MNIST into data/ (from MNIST_DIR when set, else download)
 	$(PY) -m train.data
 
 # ---- training ------------------------------------------------------------
-.PHONY: train evaluate bench-train
+.PHONY: train calibrate evaluate bench-train
 
 EPOCHS ?= 10
 ARGS ?=
+CHECKPOINT ?= mnist_cnn.pth
+CALIBRATION = $(basename $(CHECKPOINT)).calibration.pt
+# The calibration is fitted on what the preprocessing makes of the user styles: refitted when they change.
+CALIBRATION_INPUTS := handler/preprocess.py handler/ink.py handler/layout.py scripts/user_style.py
 
-train: $(STAMP) ## Train the CNN: mnist_cnn.pth + reports/ (EPOCHS=10, ARGS="--lr 3e-3 ...")
-	$(PY) -m train --epochs $(EPOCHS) $(ARGS)
+train: $(STAMP) ## Train the CNN, then calibrate it: mnist_cnn.pth, mnist_cnn.calibration.pt + reports/ (EPOCHS=10, ARGS="--lr 3e-3 ...")
+	$(PY) -m train --epochs $(EPOCHS) --checkpoint $(CHECKPOINT) $(ARGS)
+	$(PY) -m train.calibrate --checkpoint $(CHECKPOINT)
+
+calibrate: $(STAMP) ## Refit the confidence's temperature and the not-a-digit check: mnist_cnn.calibration.pt
+	$(PY) -m train.calibrate --checkpoint $(CHECKPOINT)
+
+# Trains first when there is no checkpoint (make train calibrates too).
+$(CALIBRATION): $(wildcard $(CHECKPOINT)) $(CALIBRATION_INPUTS) | $(STAMP)
+	@if [ -f $(CHECKPOINT) ]; then $(MAKE) --no-print-directory calibrate; else $(MAKE) --no-print-directory train; fi
 
 evaluate: $(STAMP) ## Recompute reports/ from mnist_cnn.pth, no training (ARGS="--checkpoint ...")
 	$(PY) -m train.evaluate $(ARGS)
@@ -59,7 +71,7 @@ lint: $(STAMP) ## Lint and check formatting only
 clean: ## Remove generated outputs (keeps .venv and data/; refuses while TorchServe runs)
 	@if [ -x $(PY) ] && $(PY) -m scripts.serving running >/dev/null 2>&1; then \
 		echo "error: TorchServe is running and its state is in logs/: 'make stop' first" >&2; exit 1; fi
-	rm -rf build model_store logs reports mnist_cnn.pth .pytest_cache .ruff_cache
+	rm -rf build model_store logs reports mnist_cnn.pth mnist_cnn.calibration.pt .pytest_cache .ruff_cache
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
 # ---- samples -------------------------------------------------------------
@@ -72,7 +84,6 @@ samples: $(STAMP) ## Regenerate the example pictures in samples/ from MNIST (MNI
 .PHONY: archive serve predict scale status stop logs token renew-key eval-server kserve-store
 
 SERVE := $(PY) -m scripts.serving
-CHECKPOINT ?= mnist_cnn.pth
 MAR := model_store/mnist.mar
 WORKERS ?= 1
 IMG ?= $(firstword $(wildcard samples/*.png))
@@ -82,10 +93,9 @@ PORTS := $(if $(INFERENCE_PORT),--inference-port $(INFERENCE_PORT)) \
 	$(if $(GRPC_INFERENCE_PORT),--grpc-inference-port $(GRPC_INFERENCE_PORT)) \
 	$(if $(GRPC_MANAGEMENT_PORT),--grpc-management-port $(GRPC_MANAGEMENT_PORT))
 
-archive: $(MAR) ## Package model/, the weights and handler/ as model_store/mnist.mar
+archive: $(MAR) ## Package model/, the weights, their calibration and handler/ as model_store/mnist.mar
 
-$(MAR): $(STAMP) $(wildcard $(CHECKPOINT)) $(wildcard model/*.py handler/*.py handler/*.yaml)
-	@test -f $(CHECKPOINT) || $(MAKE) train
+$(MAR): $(STAMP) $(CALIBRATION) $(wildcard $(CHECKPOINT)) $(wildcard model/*.py handler/*.py handler/*.yaml)
 	$(SERVE) archive --checkpoint $(CHECKPOINT) --model-store model_store
 
 serve: $(STAMP) ## Start TorchServe on 127.0.0.1 (8080-8082; INFERENCE_PORT=... to move), warm it up, report ready (WARMUP=seconds, 0: none)
@@ -113,11 +123,10 @@ token: $(STAMP) ## Print the API keys from key_file.json
 renew-key: $(STAMP) ## Replace the inference and management keys (they expire after 60 min)
 	@$(SERVE) renew-key
 
-kserve-store: $(STAMP) ## KServe's storage layout: build/kserve/{config/config.properties,model-store/mnist.mar}
-	@test -f $(CHECKPOINT) || $(MAKE) train
+kserve-store: $(STAMP) $(CALIBRATION) ## KServe's storage layout: build/kserve/{config/config.properties,model-store/mnist.mar}
 	$(SERVE) kserve-store --checkpoint $(CHECKPOINT) --out build/kserve
 
-eval-server: $(STAMP) ## Accuracy through the running server: MNIST test set + user-style renders (reports/)
+eval-server: $(STAMP) ## Accuracy and not-a-digit flags through the running server: MNIST test, user styles, non-digit sets (reports/)
 	$(PY) -m scripts.eval_server --out reports/eval_server.json
 
 # ---- demo ----------------------------------------------------------------
@@ -132,12 +141,10 @@ demo: $(STAMP) ## Draw a digit in a browser: starts TorchServe when it is not ru
 # ---- benchmarks ----------------------------------------------------------
 .PHONY: bench-serve bench-coldstart
 
-bench-serve: $(STAMP) ## Serving req/s + latency vs the in-process ceiling: reports/bench_serve.{json,png,md} (ARGS="--configs default --concurrency 32")
-	@test -f $(CHECKPOINT) || $(MAKE) train
+bench-serve: $(STAMP) $(CALIBRATION) ## Serving req/s + latency vs the in-process ceiling: reports/bench_serve.{json,png,md} (ARGS="--configs default --concurrency 32")
 	$(PY) -m scripts.bench_serve --checkpoint $(CHECKPOINT) $(ARGS)
 
-bench-coldstart: $(STAMP) ## p99 of the first requests after ready, with and without the warm-up: reports/bench_coldstart.json
-	@test -f $(CHECKPOINT) || $(MAKE) train
+bench-coldstart: $(STAMP) $(CALIBRATION) ## p99 of the first requests after ready, with and without the warm-up: reports/bench_coldstart.json
 	$(PY) -m scripts.bench_serve.coldstart --checkpoint $(CHECKPOINT) $(ARGS)
 
 # ---- deployment ----------------------------------------------------------
@@ -148,7 +155,7 @@ IMAGE ?= mnist-serve:0.1.0
 image: $(STAMP) ## Build the container image (deploy/Dockerfile) with docker or podman: IMAGE=mnist-serve:0.1.0
 	@engine=$$(for e in docker podman; do command -v $$e >/dev/null 2>&1 && $$e info >/dev/null 2>&1 && { echo $$e; break; }; done); \
 	if [ -z "$$engine" ]; then echo "make image: no working container engine here (docker info and podman info fail), nothing built"; exit 0; fi; \
-	test -f $(CHECKPOINT) || $(MAKE) --no-print-directory train; \
+	$(MAKE) --no-print-directory $(CALIBRATION) && \
 	$(SERVE) image-context --checkpoint $(CHECKPOINT) --out build/image && \
 	echo "building $(IMAGE) with $$engine from build/image" && \
 	$$engine build -f deploy/Dockerfile -t $(IMAGE) build/image

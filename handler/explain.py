@@ -1,9 +1,10 @@
 """Explanations for ``POST /explanations/mnist``: the 28x28 input a picture became, and why the model answered.
 
-Each explanation is a prediction (``digit``, ``confidence``, ``probabilities``) plus ``input``, the
-model's 28x28 input as 0-1 intensities (ink bright, as MNIST), ``target``, the digit explained (the
-predicted one unless the request names another), and ``attributions``, Integrated Gradients of that
-digit's logit with respect to each input pixel, from a blank (black) picture to this one.
+Each explanation is a prediction (``digit``, ``confidence``, ``probabilities``, and ``is_digit`` with a
+calibration) plus ``input``, the model's 28x28 input as 0-1 intensities (ink bright, as MNIST),
+``target``, the digit explained (the predicted one unless the request names another), and
+``attributions``, Integrated Gradients of that digit's logit with respect to each input pixel, from a
+blank (black) picture to this one.
 
 TorchServe marks each request of a batch with an ``explain`` header, but only looks at the first;
 a batch may mix predictions and explanations, so every request gets what it asked for here.

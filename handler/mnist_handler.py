@@ -1,8 +1,10 @@
-"""TorchServe handler: pictures of digits in, ``{"digit", "confidence", "probabilities"}`` out.
+"""TorchServe handler: pictures of digits in, ``{"digit", "confidence", "probabilities", "is_digit"}`` out.
 
 The archive carries this module (``--handler``), ``model/cnn.py`` (``--model-file``),
 the weights and the ``model`` and ``handler`` packages (extra files), so the worker
-imports the same preprocessing that evaluation uses. TorchServe requires exactly one
+imports the same preprocessing that evaluation uses. With the checkpoint's calibration
+(``calibration.pt``, see ``model/calibration.py``) the confidence is tempered and every answer
+says whether the picture looks like a handwritten digit at all. TorchServe requires exactly one
 class in this module.
 """
 
@@ -10,6 +12,7 @@ import json
 import logging
 import os
 import zlib
+from pathlib import Path
 
 import torch
 from ts.handler_utils.timer import timed
@@ -19,6 +22,7 @@ from handler import explain
 from handler.decode import RequestError, request_image
 from handler.preprocess import PreprocessError, to_model_input
 from handler.ts_compat import quiet_per_batch_log
+from model.calibration import Answer, answer, load_calibration
 from model.inference import for_inference
 
 logger = logging.getLogger(__name__)
@@ -26,10 +30,17 @@ logger = logging.getLogger(__name__)
 # HTTP status lines stay standard; the JSON body says what is wrong.
 REASONS = {400: "Bad Request", 500: "Internal Server Error"}
 NO_INSTANCES = 'no pictures in the request: send {"instances": [{"data": "<base64 picture>"}, ...]}'
+CALIBRATION_FILE = "calibration.pt"  # where scripts.serving.archive.build_archive puts it
+NOT_A_DIGIT_NOTE = (
+    "this picture does not look like a handwritten digit (an object, a photo, text or a drawing?): "
+    "digit and confidence are only the model's best guess"
+)
 
 
 class MnistHandler(BaseHandler):
     """Decode each request, run the good ones as one batch, answer 400 for the bad ones."""
+
+    calibration = None  # the archive's model.calibration.Calibration, once initialize() has loaded it
 
     def initialize(self, context):
         # Workers, not threads, scale this small CNN: one torch thread each. Intra-op threads
@@ -41,6 +52,12 @@ class MnistHandler(BaseHandler):
         quiet_per_batch_log()
         self.model = for_inference(self.model)
         self.errors = {}
+        self.calibration = load_calibration(Path(context.system_properties.get("model_dir"), CALIBRATION_FILE))
+        if self.calibration is None:
+            logger.warning("no %s in the archive: plain softmax confidence, no not-a-digit check", CALIBRATION_FILE)
+        else:
+            check = "on" if self.calibration.check is not None else "off (fitted without Fashion-MNIST)"
+            logger.info("calibrated: temperature %.3f, not-a-digit check %s", self.calibration.temperature, check)
         # zlib is Pillow's PNG inflater too: "zlib-ng" here means scripts/build_zlib_ng.sh's library is in use.
         logger.info(
             "MnistHandler ready on %s with %d CPU thread(s), zlib %s",
@@ -70,36 +87,43 @@ class MnistHandler(BaseHandler):
         return torch.stack(tensors)
 
     def inference(self, data, *args, **kwargs):
-        """One forward pass for the whole batch; class probabilities on the CPU."""
+        """One forward pass for the whole batch: a :class:`model.calibration.Answer` on the CPU."""
         if len(data) == 0:
-            return data.new_empty(0, 10)
+            return Answer(data.new_empty(0, 10), None, None)
         with torch.inference_mode():
             inputs = data.to(self.device, memory_format=torch.channels_last)
-            probabilities = torch.softmax(self.model(inputs), dim=1).cpu()
+            result = Answer(*(t.cpu() if t is not None else None for t in answer(self.model, inputs, self.calibration)))
         metrics = self.context.metrics if self.context else None
         if metrics is not None:
             metrics.add_counter("InferenceBatches", 1, None, [])
             metrics.add_counter("InferenceImages", len(data), None, [])
-        return probabilities
+            flagged = len(data) - int(result.is_digit.sum()) if result.is_digit is not None else 0
+            if flagged:
+                metrics.add_counter("NotADigitImages", flagged, None, [])
+        return result
 
     def postprocess(self, data):
         """One JSON answer per request, in request order; errors get their status code."""
         return self.respond(self.answers(data))
 
-    def answers(self, probabilities: torch.Tensor) -> list[dict]:
-        """An answer per row of the batch, in order: the prediction, or the row's error."""
-        predictions = iter(probabilities.tolist())
+    def answers(self, result: Answer) -> list[dict]:
+        """An answer per row of the batch, in order: the prediction (flagged when not a digit), or the row's error."""
+        predictions = iter(result.probabilities.tolist())
+        flags = iter(result.is_digit.tolist()) if result.is_digit is not None else None
         answers = []
-        for idx in range(len(probabilities) + len(self.errors)):
+        for idx in range(len(result.probabilities) + len(self.errors)):
             if idx in self.errors:
                 code, message = self.errors[idx]
                 answers.append({"code": code, "error": message})
                 continue
             p = next(predictions)
             digit = max(range(10), key=p.__getitem__)
-            answers.append(
-                {"digit": digit, "confidence": round(p[digit], 6), "probabilities": [round(v, 6) for v in p]}
-            )
+            body = {"digit": digit, "confidence": round(p[digit], 6), "probabilities": [round(v, 6) for v in p]}
+            if flags is not None:
+                body["is_digit"] = next(flags)
+                if not body["is_digit"]:
+                    body["note"] = NOT_A_DIGIT_NOTE
+            answers.append(body)
         return answers
 
     def respond(self, answers: list[dict]) -> list:

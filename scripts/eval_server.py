@@ -1,11 +1,13 @@
-"""Accuracy through a live TorchServe: MNIST test digits as PNG, and user-style pictures.
+"""Accuracy and not-a-digit flags through a live TorchServe: MNIST test digits, user-style pictures, non-digits.
 
     make serve && make eval-server       # or: python -m scripts.eval_server --help
 
 (a) sends the 10,000 MNIST test digits as PNG files and compares the server's answers with
-the offline evaluation of the same checkpoint (they must agree); (b) sends user-style renders
-of MNIST test digits (photos of paper, canvas drawings, scans: ``scripts.user_style``) and
-reports their accuracy. Prints and writes JSON.
+the offline evaluation of the same checkpoint and calibration (they must agree); (b) sends
+user-style renders of MNIST test digits (photos of paper, canvas drawings, scans:
+``scripts.user_style``) and reports their accuracy and flagged share per style; (c) sends
+pictures that are not digits (Fashion-MNIST's test split, ``scripts.non_digits``) and reports
+per set how many are flagged ``"is_digit": false`` and how many refused. Prints and writes JSON.
 """
 
 import io
@@ -18,12 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import requests
+import torch
 from PIL import Image
 from tqdm import tqdm
 
 from model.inference import CheckpointError, load_for_inference
 from scripts.serving.process import Server
-from train.cli import OneLineParser, positive_int
+from train.cli import OneLineParser, non_negative_int, positive_int
 from train.data import DEFAULT_ROOT, load_mnist_or_report
 
 
@@ -65,16 +68,46 @@ def png(pixels: np.ndarray) -> bytes:
 
 
 def summary(results: list, labels: np.ndarray) -> dict:
-    """Accuracy over all requests: a 4xx/5xx answer counts as wrong."""
+    """Accuracy over all requests (a 4xx/5xx answer counts as wrong) and the share flagged not a digit."""
     digits = np.array([answer.get("digit", -1) if status == 200 else -1 for status, answer in results])
     errors = [answer.get("error", "") for status, answer in results if status != 200]
     return {
         "count": len(results),
         "accuracy": float((digits == labels).mean()),
+        "flagged": flagged_share(results),
         "errors": len(errors),
         "error_examples": sorted(set(errors))[:5],
         "digits": digits,
     }
+
+
+def flags(results: list) -> np.ndarray:
+    """Per request: True when the answer says ``"is_digit": false`` (a 200 without the field: False)."""
+    return np.array([status == 200 and answer.get("is_digit") is False for status, answer in results], dtype=bool)
+
+
+def flagged_share(results: list) -> float | None:
+    """The share of requests answered ``"is_digit": false``; None when the server has no not-a-digit check."""
+    if not any(status == 200 and "is_digit" in answer for status, answer in results):
+        return None
+    return round(float(flags(results).mean()), 4)
+
+
+def offline_answers(checkpoint: Path, images) -> tuple[np.ndarray, np.ndarray | None]:
+    """What the handler computes for MNIST digits with the checkpoint and its calibration: (probabilities,
+    not-a-digit flags or None)."""
+    from model.calibration import answer, calibration_path, load_calibration
+    from train.evaluate import served_inputs
+
+    model = load_for_inference(checkpoint)
+    calibration = load_calibration(calibration_path(checkpoint))
+    with torch.inference_mode():
+        inputs = served_inputs(images).to(memory_format=torch.channels_last)
+        answers = [answer(model, batch, calibration) for batch in inputs.split(1000)]
+    probabilities = torch.cat([a.probabilities for a in answers]).numpy()
+    if answers[0].is_digit is None:
+        return probabilities, None
+    return probabilities, ~torch.cat([a.is_digit for a in answers]).numpy()
 
 
 def eval_mnist(client: Client, test, checkpoint: Path | None, limit: int, concurrency: int) -> dict:
@@ -83,16 +116,15 @@ def eval_mnist(client: Client, test, checkpoint: Path | None, limit: int, concur
     served = summary(results, labels)
     report = {"requests_per_s": round(rate, 1), **{k: v for k, v in served.items() if k != "digits"}}
     if checkpoint is not None:
-        from train.evaluate import evaluate_model
-
-        model = load_for_inference(checkpoint)
-        subset = type(test)(test.images[:limit], test.labels[:limit])
-        metrics, probabilities = evaluate_model(model, subset)
+        probabilities, offline_flags = offline_answers(checkpoint, test.images[:limit])
         offline = probabilities.argmax(axis=1)
         served_probabilities = np.array([a["probabilities"] if s == 200 else [np.nan] * 10 for s, a in results])
         report["offline_accuracy"] = float((offline == labels).mean())
         report["disagreements"] = int((offline != served["digits"]).sum())
         report["max_probability_difference"] = float(np.nanmax(np.abs(served_probabilities - probabilities)))
+        if offline_flags is not None:
+            report["offline_flagged"] = round(float(offline_flags.mean()), 4)
+            report["flag_disagreements"] = int((offline_flags != flags(results)).sum())
         report["checkpoint"] = str(checkpoint)
     return report
 
@@ -116,11 +148,50 @@ def eval_user_style(client: Client, test, per_style: int, concurrency: int, seed
         style: round(float((overall["digits"][styles == style] == targets[styles == style]).mean()), 4)
         for style in STYLES
     }
-    return {
+    report = {
         "requests_per_s": round(rate, 1),
         **{k: v for k, v in overall.items() if k != "digits"},
         "accuracy_by_style": by_style,
     }
+    if overall["flagged"] is not None:
+        flagged = flags(results)
+        report["flagged_by_style"] = {style: round(float(flagged[styles == style].mean()), 4) for style in STYLES}
+    return report
+
+
+def eval_non_digits(client: Client, sets: dict, concurrency: int) -> dict:
+    """Per set of non-digit pictures: the shares flagged ``"is_digit": false``, refused (400), or either."""
+    report = {}
+    for name, pictures in sets.items():
+        results, _ = send_all(client, pictures, concurrency, name)
+        flagged = flags(results)
+        refused = np.array([status == 400 for status, _ in results])
+        report[name] = {
+            "n": len(results),
+            "refused": int(refused.sum()),
+            "flagged": int(flagged.sum()),
+            "flagged_share": round(float(flagged.mean()), 4),
+            "flagged_or_refused_share": round(float((flagged | refused).mean()), 4),
+            "other_errors": int(sum(status not in (200, 400) for status, _ in results)),
+        }
+    return report
+
+
+def non_digit_bodies(fashion_dir, fashion_limit: int, per_kind: int, seed: int) -> dict:
+    """{name: [(bytes, content type)]}: Fashion-MNIST test items as PNG (when installed) and scripts.non_digits,
+    the same pictures as ``python -m scripts.eval_styles --non-digits``."""
+    from scripts import non_digits
+    from train.fashion import INSTALL_HINT, available, load_fashion
+
+    sets = {}
+    if fashion_limit and available(fashion_dir):
+        sets["fashion_mnist_test"] = [(png(a), "image/png") for a in load_fashion("test", fashion_dir)[:fashion_limit]]
+    elif fashion_limit:
+        print(f"note: no Fashion-MNIST ({INSTALL_HINT}): its row is left out", file=sys.stderr)
+    for kind in non_digits.KINDS if per_kind else ():
+        files = [non_digits.render_bytes(kind, seed * 1_000_003 + n) for n in range(per_kind)]
+        sets[kind] = [(data, "image/jpeg" if ext == "jpg" else f"image/{ext}") for data, ext in files]
+    return sets
 
 
 def main(argv=None) -> int:
@@ -131,7 +202,14 @@ def main(argv=None) -> int:
     parser.add_argument("--data-root", default=str(DEFAULT_ROOT), help="unpacked data set folder")
     parser.add_argument("--limit", type=positive_int, default=10_000, help="MNIST test digits to send (default: all)")
     parser.add_argument("--per-style", type=int, default=400, help="user-style pictures per style (0: none)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the user-style renders")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the user-style and non-digit renders")
+    parser.add_argument(
+        "--fashion", type=non_negative_int, default=10_000, help="Fashion-MNIST test items to send (0: none)"
+    )
+    parser.add_argument("--fashion-dir", help="Fashion-MNIST IDX files (default: $FASHION_MNIST_DIR, else Debian's)")
+    parser.add_argument(
+        "--per-kind", type=non_negative_int, default=300, help="scripts.non_digits pictures per kind (0: none)"
+    )
     parser.add_argument("--concurrency", type=positive_int, default=8, help="requests in flight")
     parser.add_argument("--out", type=Path, help="also write the JSON report here")
     args = parser.parse_args(argv)
@@ -147,11 +225,13 @@ def main(argv=None) -> int:
     client = Client(server)
     try:
         report = {"mnist_png": eval_mnist(client, test, checkpoint, args.limit, args.concurrency)}
-    except CheckpointError as error:
+    except (CheckpointError, ValueError) as error:  # ValueError: a damaged calibration file
         print(f"error: {error}", file=sys.stderr)
         return 1
     if args.per_style:
         report["user_style"] = eval_user_style(client, test, args.per_style, args.concurrency, args.seed)
+    if sets := non_digit_bodies(args.fashion_dir, args.fashion, args.per_kind, args.seed):
+        report["non_digits"] = eval_non_digits(client, sets, args.concurrency)
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:

@@ -182,6 +182,11 @@ def test_bad_epochs(cli, epochs):
     assert_one_line_error(cli("train", "--epochs", epochs), "--epochs")
 
 
+@pytest.mark.parametrize("holdout", ["-1", "half"])
+def test_bad_holdout(cli, holdout):
+    assert_one_line_error(cli("train", "--holdout", holdout), "--holdout")
+
+
 def test_missing_data_dir_as_a_user_sees_it(tmp_path):
     cmd = [sys.executable, "-m", "train", "--data-dir", str(tmp_path / "nowhere"), "--data-root", str(tmp_path)]
     cmd += ["--checkpoint", str(tmp_path / "w.pth"), "--reports-dir", str(tmp_path / "r")]

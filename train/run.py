@@ -24,6 +24,7 @@ from train.cli import (
     check_writable_file,
     fail,
     fraction,
+    non_negative_int,
     positive_float,
     positive_int,
 )
@@ -40,6 +41,9 @@ DEFAULTS = {
     "label_smoothing": 0.0,
     "ema_decay": 0.995,
     "clean_epochs": 3,
+    # The last N training images are never trained on: train.calibrate fits the temperature and the
+    # not-a-digit check's threshold on them.
+    "holdout": 5000,
 }
 
 
@@ -93,6 +97,12 @@ def build_parser() -> OneLineParser:
     )
     p.add_argument("--data-dir", help="local copy of the MNIST IDX files (default: $MNIST_DIR, else download)")
     p.add_argument("--data-root", default=str(DEFAULT_ROOT), help="unpacked data set folder (default: %(default)s)")
+    p.add_argument(
+        "--holdout",
+        type=non_negative_int,
+        default=DEFAULTS["holdout"],
+        help="keep the last N training images out of training, for train.calibrate (default: %(default)s)",
+    )
     p.add_argument("--subset", type=positive_int, help="train on the first N training images only (quick runs)")
     p.add_argument("--checkpoint", default="mnist_cnn.pth", help="where the weights go (default: %(default)s)")
     p.add_argument("--reports-dir", default="reports", help="where metrics.json and figures go (default: %(default)s)")
@@ -241,6 +251,10 @@ def main(argv: list[str] | None = None) -> int:
         train_split, test_split = load_mnist(args.data_dir, args.data_root)
     except (CliError, DataError, ValueError) as err:
         return fail(str(err))
+    if args.holdout >= len(train_split):
+        return fail(f"--holdout must be below {len(train_split)}, the training set's size (got {args.holdout})")
+    keep = len(train_split) - args.holdout
+    train_split = type(train_split)(train_split.images[:keep], train_split.labels[:keep])
     if args.subset:
         train_split = type(train_split)(train_split.images[: args.subset], train_split.labels[: args.subset])
     train(args, train_split, test_split)

@@ -12,14 +12,19 @@ from pathlib import Path
 
 
 def in_process_handler(checkpoint: Path):
-    """MnistHandler with the checkpoint's served model on the CPU, as a worker has it (minus TorchServe)."""
+    """MnistHandler with the checkpoint's served model and calibration on the CPU, as a worker has it (no TorchServe).
+
+    The calibration is the checkpoint's ``<stem>.calibration.pt`` when there is one, as the archive carries it.
+    """
     import torch
 
     from handler.mnist_handler import MnistHandler
+    from model.calibration import calibration_path, load_calibration
     from model.inference import load_for_inference
 
     handler = MnistHandler()
     handler.model, handler.device, handler.initialized = load_for_inference(checkpoint), torch.device("cpu"), True
+    handler.calibration = load_calibration(calibration_path(checkpoint))
     return handler
 
 
@@ -91,12 +96,12 @@ def single_image_ms(checkpoint: Path, bodies: list[bytes], repeats: int = 30) ->
             row = [{"body": body}]
             image = request_image(row[0])
             x = torch.stack([to_model_input(image)])
-            probabilities = handler.inference(x)
+            result = handler.inference(x)
             stages["handler"].append(best(lambda row=row: handle(handler, row)))
             stages["decode"].append(best(lambda body=body: request_image({"body": body})))
             stages["preprocess"].append(best(lambda image=image: to_model_input(image)))
             stages["forward"].append(best(lambda x=x: handler.inference(x)))
-            stages["postprocess"].append(best(lambda p=probabilities: handler.postprocess(p)))
+            stages["postprocess"].append(best(lambda r=result: handler.postprocess(r)))
     finally:
         torch.set_num_threads(threads)
     return {name: round(statistics.median(values), 3) for name, values in stages.items()}

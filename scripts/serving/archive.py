@@ -1,4 +1,4 @@
-"""The model archive: the CNN, its weights, the handler and the per-model settings as one ``.mar``."""
+"""The model archive: the CNN, its weights and calibration, the handler and the per-model settings as one ``.mar``."""
 
 import os
 import shutil
@@ -11,7 +11,7 @@ import yaml
 
 from scripts.serving.config import read_model_settings
 from scripts.serving.errors import ServeError
-from scripts.serving.layout import ARCHIVER, HANDLER_FILE, MODEL_FILE, MODEL_NAME, PACKAGES, ROOT
+from scripts.serving.layout import ARCHIVER, CALIBRATION_FILE, HANDLER_FILE, MODEL_FILE, MODEL_NAME, PACKAGES, ROOT
 
 
 def build_archive(
@@ -21,6 +21,10 @@ def build_archive(
     model_name: str = MODEL_NAME,
 ) -> Path:
     """Package the CNN, its weights and the handler as ``<model_store>/<model_name>.mar``.
+
+    When the checkpoint has a calibration (``<stem>.calibration.pt`` next to it, written by
+    ``python -m train.calibrate``), the archive carries it as ``calibration.pt``: the handler then
+    tempers the confidence and flags pictures that are not digits.
 
     ``model`` holds the archive's per-model settings (a :class:`~scripts.serving.config.Configuration`'s
     ``model``); by default ``handler/model-config.yaml``'s.
@@ -38,6 +42,9 @@ def build_archive(
         skip = shutil.ignore_patterns("__pycache__", "*.pyc")
         for package in PACKAGES:
             shutil.copytree(ROOT / package, stage / package, ignore=skip)
+        calibration = checkpoint.with_name(f"{checkpoint.stem}.calibration.pt")  # model.calibration.calibration_path
+        if calibration.is_file():
+            shutil.copyfile(calibration, stage / CALIBRATION_FILE)
         model_config = Path(work, "model-config.yaml")
         model_config.write_text(yaml.safe_dump(settings, sort_keys=False))
         command = [

@@ -11,7 +11,8 @@ CONTENTS = ("requirements.txt", "config.properties", "model", "handler", "train"
 
 
 def stage_image(checkpoint: Path, dest: Path) -> Path:
-    """Lay out ``dest`` as the image's working directory: the project's serving files and the archive."""
+    """Lay out ``dest`` as the image's working directory: the project's serving files and the archive (with the
+    checkpoint's calibration when it has one: :func:`~scripts.serving.archive.build_archive`)."""
     dest = Path(dest)
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)

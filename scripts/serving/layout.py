@@ -17,6 +17,8 @@ LOG_CONFIG = ROOT / "handler" / "log4j2.xml"
 PACKAGES = ("model", "handler")
 MODEL_FILE = ROOT / "model" / "cnn.py"
 HANDLER_FILE = ROOT / "handler" / "mnist_handler.py"
+# The checkpoint's calibration inside the archive (handler.mnist_handler.CALIBRATION_FILE).
+CALIBRATION_FILE = "calibration.pt"
 SAMPLES = ROOT / "samples"
 
 BIN = Path(sys.executable).parent

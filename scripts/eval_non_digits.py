@@ -1,0 +1,77 @@
+"""Offline: how many pictures that are not digits the server would refuse (400) or flag ``"is_digit": false``.
+
+The sets are Fashion-MNIST's test split (when installed, :mod:`train.fashion`) and each kind of
+:mod:`scripts.non_digits`, decoded and preprocessed as the server does, then run through
+:func:`model.calibration.answer` with the checkpoint's calibration. ``python -m scripts.eval_styles
+--non-digits`` prints them; ``scripts.eval_server`` sends the same pictures over HTTP.
+"""
+
+import sys
+from collections.abc import Iterable, Iterator
+
+import torch
+from PIL import Image
+
+from handler.decode import RequestError, decode_image
+from handler.preprocess import PreprocessError, to_model_input
+from model.calibration import answer
+from scripts import non_digits
+
+
+def score_non_digits(model, device, calibration, pictures: Iterable[Image.Image | None]) -> dict:
+    """Counts and shares of ``pictures`` refused (None: not decoded) and flagged not a digit."""
+    inputs, n = [], 0
+    for picture in pictures:
+        n += 1
+        try:
+            if picture is None:
+                raise PreprocessError("not decoded")
+            inputs.append(to_model_input(picture))
+        except PreprocessError:
+            pass
+    flagged = 0
+    if inputs and calibration is not None and calibration.check is not None:
+        with torch.inference_mode():
+            batches = [b.to(device) for b in torch.stack(inputs).split(500)]
+            flagged = sum(int((~answer(model, b, calibration).is_digit).sum()) for b in batches)
+    refused = n - len(inputs)
+    return {
+        "n": n,
+        "refused": refused,
+        "flagged": flagged,
+        "flagged_share": round(flagged / max(n, 1), 4),
+        "flagged_or_refused_share": round((flagged + refused) / max(n, 1), 4),
+        "flagged_share_of_answered": round(flagged / max(len(inputs), 1), 4),
+    }
+
+
+def rendered(kind: str, n: int, seed: int) -> Iterator[Image.Image | None]:
+    """The ``n`` pictures of a :mod:`scripts.non_digits` kind, decoded as the server does (None: a 400), lazily."""
+    for index in range(n):
+        try:
+            yield decode_image(non_digits.render_bytes(kind, seed * 1_000_003 + index)[0])
+        except RequestError:
+            yield None
+
+
+def non_digit_sets(fashion_dir, fashion_limit: int, per_kind: int, seed: int) -> dict:
+    """{name: pictures}: Fashion-MNIST's test split (when installed) and each kind of :mod:`scripts.non_digits`."""
+    from train.fashion import INSTALL_HINT, available, load_fashion
+
+    sets = {}
+    if available(fashion_dir):
+        sets["fashion_mnist_test"] = [Image.fromarray(a) for a in load_fashion("test", fashion_dir)[:fashion_limit]]
+    else:
+        print(f"note: no Fashion-MNIST ({INSTALL_HINT}): its row is left out", file=sys.stderr)
+    for kind in non_digits.KINDS:
+        sets[kind] = rendered(kind, per_kind, seed)
+    return sets
+
+
+def score_non_digit_sets(model, device, calibration, fashion_dir, fashion_limit: int, per_kind: int, seed: int):
+    """{set name: :func:`score_non_digits`'s counts} for every set of :func:`non_digit_sets`, printed as they come."""
+    report = {}
+    for name, pictures in non_digit_sets(fashion_dir, fashion_limit, per_kind, seed).items():
+        report[name] = score_non_digits(model, device, calibration, pictures)
+        print(f"{name}: {report[name]}", file=sys.stderr)
+    return report
