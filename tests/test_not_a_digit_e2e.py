@@ -43,7 +43,18 @@ def calibrated(mnist_dir, tmp_path_factory):
     train += ["--optimizer", "adamw", "--lr", "3e-3", "--batch-size", "128"]
     run([*train, *data, "--checkpoint", str(checkpoint), "--reports-dir", str(reports)], "python -m train")
     calibrate = ["-m", "train.calibrate", "--checkpoint", str(checkpoint), "--reports-dir", str(reports)]
-    calibrate += ["--fit-digits", "4000", "--renders", "120", "--per-style", "20", "--fashion", "8000"]
+    calibrate += [
+        "--fit-digits",
+        "4000",
+        "--fit-per-style",
+        "12",
+        "--renders",
+        "120",
+        "--per-style",
+        "20",
+        "--fashion",
+        "8000",
+    ]
     run([*calibrate, *data], "python -m train.calibrate")
     assert calibration_path(checkpoint).is_file()
     return checkpoint

@@ -126,8 +126,9 @@ def forward_all(model, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
 def digit_sets(images: np.ndarray, labels: np.ndarray, args, log) -> tuple[dict, dict]:
     """({name: (inputs, labels)} to fit on, the same held out): digits, user-style renders, variants.
 
-    Held out, each user style is a set of its own, so that the threshold keeps every style's flagged
-    share within the target.
+    Each user style is a set of its own, fitted on and held out: the classifier weighs every style
+    as much as plain digits (a rare style's odd pictures would otherwise set the threshold), and the
+    threshold keeps every style's flagged share within the target.
     """
     rng = np.random.default_rng(args.seed)
     n_fit = len(labels) - args.holdout
@@ -141,8 +142,10 @@ def digit_sets(images: np.ndarray, labels: np.ndarray, args, log) -> tuple[dict,
     def some(pool: np.ndarray, n: int) -> np.ndarray:
         return rng.choice(pool, min(n, len(pool)), replace=False)
 
-    fit["user_styles"] = calibration_sets.renders(images, labels, some(fit_index, args.renders), args.seed + 1)
     for style in STYLES:
+        fit[f"style {style}"] = calibration_sets.renders(
+            images, labels, some(fit_index, args.fit_per_style), args.seed + 1, [style]
+        )
         held[f"style {style}"] = calibration_sets.renders(
             images, labels, some(held_index, args.per_style), args.seed + 2, [style]
         )
@@ -219,11 +222,16 @@ def build_parser() -> OneLineParser:
         "--fit-digits", type=positive_int, default=20000, help="trained-on digits to fit on (default: %(default)s)"
     )
     p.add_argument(
+        "--fit-per-style",
+        type=positive_int,
+        default=300,
+        help="renders of trained-on digits per user style to fit on (default: %(default)s)",
+    )
+    p.add_argument(
         "--renders",
         type=positive_int,
         default=1500,
-        help="user-style renders (styles in turn) to fit on, and variants to fit on and to hold out "
-        "(default: %(default)s)",
+        help="thick or low-resolution variants to fit on, and to hold out (default: %(default)s)",
     )
     p.add_argument(
         "--per-style", type=positive_int, default=250, help="held-out renders per user style (default: %(default)s)"

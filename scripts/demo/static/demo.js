@@ -175,6 +175,9 @@ function render(answer) {
   document.getElementById("digit").textContent = String(answer.digit);
   document.getElementById("confidence").textContent = `${(answer.confidence * 100).toFixed(1)}% sure`;
   document.getElementById("target").textContent = String(answer.target);
+  const notDigit = document.getElementById("not-digit");
+  notDigit.hidden = answer.is_digit !== false; // absent without a calibration: no verdict either way
+  notDigit.textContent = answer.is_digit === false ? "This does not look like a handwritten digit: the digit above is only a guess." : "";
   bars.replaceChildren(
     ...answer.probabilities.map((p, digit) => {
       const bar = document.createElement("button");
