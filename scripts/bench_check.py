@@ -10,7 +10,6 @@ hits both alike.
     python -m scripts.bench_check --checkpoint mnist_cnn.pth --output reports/bench_check.json
 """
 
-import json
 import shutil
 import statistics
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 from model.calibration import calibration_path
 from scripts.bench_serve.ceiling import ceiling, single_image_ms
 from scripts.serving.layout import SAMPLES
-from train.cli import OneLineParser, positive_float, positive_int
+from train.cli import OneLineParser, positive_float, positive_int, print_report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,11 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     cpu = {k: v["cpu_ms_per_image"] for k, v in report[f"batch_{args.batch_size}"].items()}
     report[f"batch_{args.batch_size}_overhead"] = round(cpu["with"] / cpu["without"] - 1, 4)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text + "\n")
+    print_report(report, args.output)
     return 0
 
 

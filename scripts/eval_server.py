@@ -11,7 +11,6 @@ per set how many are flagged ``"is_digit": false`` and how many refused. Prints 
 """
 
 import io
-import json
 import sys
 import threading
 import time
@@ -26,7 +25,7 @@ from tqdm import tqdm
 
 from model.inference import CheckpointError, load_for_inference
 from scripts.serving.process import Server
-from train.cli import OneLineParser, non_negative_int, positive_int
+from train.cli import OneLineParser, non_negative_int, positive_int, print_report
 from train.data import DEFAULT_ROOT, load_mnist_or_report
 
 
@@ -232,11 +231,7 @@ def main(argv=None) -> int:
         report["user_style"] = eval_user_style(client, test, args.per_style, args.concurrency, args.seed)
     if sets := non_digit_bodies(args.fashion_dir, args.fashion, args.per_kind, args.seed):
         report["non_digits"] = eval_non_digits(client, sets, args.concurrency)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    print_report(report, args.out)
     return 0
 
 

@@ -19,7 +19,6 @@ pictures of :mod:`scripts.non_digits`: how many are flagged, how many refused
     python -m scripts.eval_styles --checkpoint mnist_cnn.pth --per-style 500 --plain --mnist --non-digits
 """
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -36,7 +35,7 @@ from model.inference import CheckpointError, load_for_inference
 from scripts.eval_non_digits import score_non_digit_sets
 from scripts.user_style import STYLES, pick, render_bytes
 from train.calibrate import expected_calibration_error
-from train.cli import OneLineParser, positive_int
+from train.cli import OneLineParser, positive_int, print_report
 
 
 def plain_recipe(image: Image.Image) -> torch.Tensor:
@@ -219,11 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         report["non_digits"] = score_non_digit_sets(
             model, device, calibration, args.fashion_dir, args.fashion, args.per_kind, args.seed
         )
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(text + "\n")
+    print_report(report, args.output)
     return 0
 
 

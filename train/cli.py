@@ -1,6 +1,7 @@
 """Command-line plumbing shared by ``python -m train`` and ``python -m train.evaluate``."""
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -66,3 +67,12 @@ def check_writable_file(path: Path, what: str) -> None:
 def fail(message: str, code: int = 1) -> int:
     print(f"error: {message}", file=sys.stderr)
     return code
+
+
+def print_report(report: dict, path: str | Path | None = None) -> None:
+    """Print ``report`` as indented JSON and, given a path, write it there too (folders made)."""
+    text = json.dumps(report, indent=2)
+    print(text)
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text + "\n")
