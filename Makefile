@@ -17,7 +17,7 @@ help: ## List the targets
 
 install: $(STAMP) ## Create .venv with the pinned requirements and zlib-ng (checks Java >= 11)
 
-$(STAMP): requirements.txt requirements-dev.txt scripts/check_java.sh scripts/build_zlib_ng.sh
+$(STAMP): requirements-serve.txt requirements.txt requirements-dev.txt scripts/check_java.sh scripts/build_zlib_ng.sh
 	@scripts/check_java.sh
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
