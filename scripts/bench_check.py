@@ -18,8 +18,8 @@ from pathlib import Path
 
 from model.calibration import calibration_path
 from scripts.bench_serve.ceiling import ceiling, single_image_ms
+from scripts.cli import OneLineParser, positive_float, positive_int, print_report
 from scripts.serving.layout import SAMPLES
-from train.cli import OneLineParser, positive_float, positive_int, print_report
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,12 +27,12 @@ import requests
 from scripts.bench_serve.ceiling import in_process_handler
 from scripts.bench_serve.report import machine
 from scripts.bench_serve.sweep import measure, settings, warm_up
+from scripts.cli import OneLineParser, positive_int
 from scripts.serving.archive import build_archive
 from scripts.serving.errors import ServeError
 from scripts.serving.layout import ROOT
 from scripts.serving.process import Server, serve_store
 from scripts.serving.warmup import sample_bodies
-from train.cli import OneLineParser, positive_int
 
 STEP_COUNTS = (8, 16, 32, 50)
 REFERENCE_STEPS = 400

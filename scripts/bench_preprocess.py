@@ -18,7 +18,7 @@ from PIL import Image
 
 from handler.decode import RequestError, decode_image
 from handler.preprocess import PreprocessError, to_model_input
-from train.cli import OneLineParser, positive_float
+from scripts.cli import OneLineParser, positive_float
 
 
 def best_us(fn, seconds: float = 0.2) -> float:

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset  # noqa: E402
 from torchvision import transforms  # noqa: E402
 
 from model import MNIST_MEAN, MNIST_STD, MnistCNN  # noqa: E402
-from train.cli import OneLineParser, positive_int  # noqa: E402
+from scripts.cli import OneLineParser, positive_int  # noqa: E402
 from train.data import DEFAULT_ROOT, load_mnist_or_report  # noqa: E402
 from train.run import build_parser, train  # noqa: E402
 

@@ -24,8 +24,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from model.inference import CheckpointError, load_for_inference
+from scripts.cli import OneLineParser, non_negative_int, positive_int, print_report
 from scripts.serving.process import Server
-from train.cli import OneLineParser, non_negative_int, positive_int, print_report
 from train.data import DEFAULT_ROOT, load_mnist_or_report
 
 

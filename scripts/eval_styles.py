@@ -32,10 +32,10 @@ from handler.preprocess import FIT, SIDE, PreprocessError, to_model_input
 from model import normalize
 from model.calibration import answer, calibration_path, load_calibration
 from model.inference import CheckpointError, load_for_inference
+from scripts.cli import OneLineParser, positive_int, print_report
 from scripts.eval_non_digits import score_non_digit_sets
 from scripts.user_style import STYLES, pick, render_bytes
 from train.calibrate import expected_calibration_error
-from train.cli import OneLineParser, positive_int, print_report
 
 
 def plain_recipe(image: Image.Image) -> torch.Tensor:

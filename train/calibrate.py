@@ -25,9 +25,9 @@ from model.calibration import (
     save_calibration,
 )
 from model.inference import CheckpointError, load_for_inference
+from scripts.cli import CliError, OneLineParser, check_writable_dir, fail, fraction, positive_int
 from scripts.user_style import STYLES
 from train import calibration_sets
-from train.cli import CliError, OneLineParser, check_writable_dir, fail, fraction, positive_int
 from train.data import DEFAULT_ROOT, DataError, load_mnist
 from train.fashion import INSTALL_HINT, available, fashion_dir, load_fashion
 

@@ -15,7 +15,7 @@ from PIL import Image
 
 from handler.preprocess import to_model_input
 from model.inference import load_for_inference
-from train.cli import CliError, OneLineParser, check_writable_dir, fail
+from scripts.cli import CliError, OneLineParser, check_writable_dir, fail
 from train.data import DEFAULT_ROOT, DataError, Split, load_mnist
 from train.engine import pick_device, predict_logits
 from train.reports import test_metrics, write_reports

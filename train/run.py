@@ -16,8 +16,7 @@ import torch
 
 from model import MnistCNN
 from model.inference import for_inference
-from train.allocator import keep_freed_memory
-from train.cli import (
+from scripts.cli import (
     CliError,
     OneLineParser,
     check_writable_dir,
@@ -28,6 +27,7 @@ from train.cli import (
     positive_float,
     positive_int,
 )
+from train.allocator import keep_freed_memory
 from train.data import DEFAULT_ROOT, DataError, load_mnist
 from train.dropout import use_byte_mask_dropout
 from train.engine import TrainState, autocast_dtype, evaluate, pick_device, train_one_epoch

@@ -9,11 +9,11 @@ from scripts.bench_serve.ceiling import ceiling, single_image_ms
 from scripts.bench_serve.report import machine, markdown, plot, request_profile
 from scripts.bench_serve.schema import markdown_fields
 from scripts.bench_serve.sweep import measure_server, sweep
+from scripts.cli import OneLineParser, positive_float, positive_int
 from scripts.serving.config import configure
 from scripts.serving.errors import ServeError
 from scripts.serving.process import Server
 from scripts.serving.warmup import sample_bodies
-from train.cli import OneLineParser, positive_float, positive_int
 
 CONCURRENCY = (1, 8, 32, 64)
 CEILING_BATCHES = (1, 8, 32)

@@ -17,10 +17,10 @@ from pathlib import Path
 from scripts.bench_serve.load import wrk
 from scripts.bench_serve.report import machine
 from scripts.bench_serve.sweep import warm_up as warm_until_quiet
+from scripts.cli import OneLineParser, positive_int
 from scripts.serving.errors import ServeError
 from scripts.serving.process import serve_checkpoint
 from scripts.serving.warmup import WARMUP_SECONDS, sample_bodies, warm_up
-from train.cli import OneLineParser, positive_int
 
 CASES = ("none", "warm-up")
 KEEP = ("requests", "rps", "p50_ms", "p90_ms", "p99_ms", "max_ms", "non_200")

@@ -11,9 +11,9 @@ import errno
 import sys
 from pathlib import Path
 
+from scripts.cli import OneLineParser
 from scripts.demo.server import DemoServer, Relay
 from scripts.serving.errors import ServeError
-from train.cli import OneLineParser
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import requests
 
+from scripts.cli import OneLineParser, positive_int
 from scripts.serving.archive import build_archive
 from scripts.serving.client import raise_for_status
 from scripts.serving.config import configure
@@ -23,7 +24,6 @@ from scripts.serving.kserve import WORKERS as KSERVE_WORKERS
 from scripts.serving.kserve import kserve_configuration, write_kserve_store
 from scripts.serving.process import READY_TIMEOUT, Server, log_tail, start
 from scripts.serving.warmup import WARMUP_SECONDS, warm_up
-from train.cli import OneLineParser, positive_int
 
 PORT_OPTIONS = ("inference", "management", "metrics", "grpc_inference", "grpc_management")
 

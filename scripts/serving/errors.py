@@ -1,6 +1,6 @@
 """The serving library's one error type."""
 
-from train.cli import CliError
+from scripts.cli import CliError
 
 
 class ServeError(CliError):

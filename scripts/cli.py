@@ -1,4 +1,4 @@
-"""Command-line plumbing shared by ``python -m train`` and ``python -m train.evaluate``."""
+"""Command-line plumbing every command shares (training, serving, tools): one-line errors, argument types, reports."""
 
 import argparse
 import json
