@@ -17,11 +17,11 @@ help: ## List the targets
 
 install: $(STAMP) ## Create .venv with the pinned requirements and zlib-ng (checks Java >= 11)
 
-$(STAMP): requirements-serve.txt requirements.txt requirements-dev.txt scripts/check_java.sh scripts/build_zlib_ng.sh
-	@scripts/check_java.sh
+$(STAMP): requirements-serve.txt requirements.txt requirements-dev.txt scripts/setup/check_java.sh scripts/setup/build_zlib_ng.sh
+	@scripts/setup/check_java.sh
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	@scripts/build_zlib_ng.sh $(VENV)
+	@scripts/setup/build_zlib_ng.sh $(VENV)
 	@touch $@
 
 data: $(STAMP) ## Get MNIST into data/ (from MNIST_DIR when set, else download)
@@ -35,7 +35,7 @@ ARGS ?=
 CHECKPOINT ?= mnist_cnn.pth
 CALIBRATION = $(basename $(CHECKPOINT)).calibration.pt
 # The calibration is fitted on what the preprocessing makes of the user styles: refitted when they change.
-CALIBRATION_INPUTS := handler/preprocess.py handler/ink.py handler/layout.py scripts/user_style.py
+CALIBRATION_INPUTS := handler/preprocess.py handler/ink.py handler/layout.py train/renderers/user_style.py
 
 train: $(STAMP) ## Train the CNN, then calibrate it: mnist_cnn.pth, mnist_cnn.calibration.pt + reports/ (EPOCHS=10, ARGS="--lr 3e-3 ...")
 	$(PY) -m train --epochs $(EPOCHS) --checkpoint $(CHECKPOINT) $(ARGS)
@@ -52,7 +52,7 @@ evaluate: $(STAMP) ## Recompute reports/ from mnist_cnn.pth, no training (ARGS="
 	$(PY) -m train.evaluate $(ARGS)
 
 bench-train: $(STAMP) ## Time the straightforward pipeline vs ours: reports/bench_train.{json,png}
-	$(PY) -m scripts.bench_train --epochs $(EPOCHS) $(ARGS)
+	$(PY) -m scripts.bench.train --epochs $(EPOCHS) $(ARGS)
 
 # ---- quality -------------------------------------------------------------
 
@@ -78,7 +78,7 @@ clean: ## Remove generated outputs (keeps .venv and data/; refuses while TorchSe
 .PHONY: samples
 
 samples: $(STAMP) ## Regenerate the example pictures in samples/ from MNIST (MNIST_DIR or data/)
-	$(PY) -m scripts.make_samples --out samples
+	$(PY) -m scripts.samples.make --out samples
 
 # ---- serving -------------------------------------------------------------
 .PHONY: archive serve predict scale status stop logs token renew-key eval-server kserve-store
@@ -127,7 +127,7 @@ kserve-store: $(STAMP) $(CALIBRATION) ## KServe's storage layout: build/kserve/{
 	$(SERVE) kserve-store --checkpoint $(CHECKPOINT) --out build/kserve
 
 eval-server: $(STAMP) ## Accuracy and not-a-digit flags through the running server: MNIST test, user styles, non-digit sets (reports/)
-	$(PY) -m scripts.eval_server --out reports/eval_server.json
+	$(PY) -m scripts.accuracy.served --out reports/eval_server.json
 
 # ---- demo ----------------------------------------------------------------
 .PHONY: demo
@@ -142,10 +142,10 @@ demo: $(STAMP) ## Draw a digit in a browser: starts TorchServe when it is not ru
 .PHONY: bench-serve bench-coldstart
 
 bench-serve: $(STAMP) $(CALIBRATION) ## Serving req/s + latency vs the in-process ceiling: reports/bench_serve.{json,png,md} (ARGS="--configs default --concurrency 32")
-	$(PY) -m scripts.bench_serve --checkpoint $(CHECKPOINT) $(ARGS)
+	$(PY) -m scripts.bench.serve --checkpoint $(CHECKPOINT) $(ARGS)
 
 bench-coldstart: $(STAMP) $(CALIBRATION) ## p99 of the first requests after ready, with and without the warm-up: reports/bench_coldstart.json
-	$(PY) -m scripts.bench_serve.coldstart --checkpoint $(CHECKPOINT) $(ARGS)
+	$(PY) -m scripts.bench.serve.coldstart --checkpoint $(CHECKPOINT) $(ARGS)
 
 # ---- deployment ----------------------------------------------------------
 .PHONY: image deploy-check
@@ -161,4 +161,4 @@ image: $(STAMP) ## Build the container image (deploy/Dockerfile) with docker or 
 	$$engine build -f deploy/Dockerfile -t $(IMAGE) build/image
 
 deploy-check: $(STAMP) ## Validate deploy/ offline: Kubernetes schemas, KServe's CRD schema, the kustomize build
-	$(PY) -m scripts.deploy_check
+	$(PY) -m scripts.deploy.check

@@ -58,7 +58,7 @@ class MnistHandler(BaseHandler):
         else:
             check = "on" if self.calibration.check is not None else "off (fitted without Fashion-MNIST)"
             logger.info("calibrated: temperature %.3f, not-a-digit check %s", self.calibration.temperature, check)
-        # zlib is Pillow's PNG inflater too: "zlib-ng" here means scripts/build_zlib_ng.sh's library is in use.
+        # zlib is Pillow's PNG inflater too: "zlib-ng" here means scripts/setup/build_zlib_ng.sh's library is in use.
         logger.info(
             "MnistHandler ready on %s with %d CPU thread(s), zlib %s",
             self.device,

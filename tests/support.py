@@ -18,7 +18,7 @@ from model import MnistCNN
 from model.inference import for_inference, load_for_inference
 from scripts.serving.archive import build_archive
 from scripts.serving.config import API_NAMES, configure, free_ports
-from scripts.serving.layout import ROOT
+from scripts.serving.paths import ROOT
 
 
 def untrained_checkpoint(path: Path, seed: int = 0) -> Path:

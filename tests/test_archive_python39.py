@@ -8,7 +8,7 @@ import ast
 
 import pytest
 
-from scripts.serving.layout import PACKAGES, ROOT
+from scripts.serving.paths import PACKAGES, ROOT
 
 pytestmark = pytest.mark.unit
 

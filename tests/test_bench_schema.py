@@ -2,10 +2,10 @@
 
 import pytest
 
-from scripts.bench_serve.cli import build_parser, main
-from scripts.bench_serve.report import markdown
-from scripts.bench_serve.schema import Point, field_docs, markdown_fields
-from scripts.serving.layout import ROOT
+from scripts.bench.serve.cli import build_parser, main
+from scripts.bench.serve.report import markdown
+from scripts.bench.serve.schema import Point, field_docs, markdown_fields
+from scripts.serving.paths import ROOT
 
 pytestmark = pytest.mark.unit
 

@@ -21,7 +21,6 @@ from model.calibration import (
     save_calibration,
 )
 from model.inference import for_inference
-from scripts.user_style import STYLES
 from train.calibrate import (
     calibrate,
     class_statistics,
@@ -32,6 +31,7 @@ from train.calibrate import (
 )
 from train.calibrate import main as calibrate_main
 from train.calibration_sets import variant
+from train.renderers.user_style import STYLES
 
 pytestmark = pytest.mark.unit
 

@@ -22,7 +22,7 @@ import requests
 from PIL import Image
 
 from scripts.demo.server import MAX_UPLOAD
-from scripts.serving.layout import ROOT
+from scripts.serving.paths import ROOT
 from scripts.serving.process import Server, serve_checkpoint
 from tests.strokes import strokes
 from tests.support import encode, untrained_checkpoint

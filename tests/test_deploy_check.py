@@ -1,4 +1,4 @@
-"""scripts.deploy_check on the real manifests, and on copies with one mistake each."""
+"""scripts.deploy.check on the real manifests, and on copies with one mistake each."""
 
 import os
 import shutil
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from scripts.deploy_check import ROOT, main, render_builtin, render_with_kubectl
+from scripts.deploy.check import ROOT, main, render_builtin, render_with_kubectl
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(120)]
 RENDERERS = [
@@ -18,7 +18,7 @@ RENDERERS = [
 
 def deploy_check(*args):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "scripts.deploy_check", *args]
+    command = [sys.executable, "-m", "scripts.deploy.check", *args]
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 

@@ -13,7 +13,7 @@ from ts.torch_handler.request_envelope.kserve import KServeEnvelope
 
 from handler.preprocess import to_model_input
 from model import normalize
-from scripts.serving.layout import ROOT
+from scripts.serving.paths import ROOT
 from tests import test_handler
 from tests.support import encode
 from tests.test_handler import make_context, raw, stroke_digit

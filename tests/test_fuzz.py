@@ -11,7 +11,7 @@ from PIL import Image
 
 from handler.decode import RequestError, request_image
 from handler.preprocess import PreprocessError, to_model_input
-from scripts.serving.layout import ROOT
+from scripts.serving.paths import ROOT
 
 pytestmark = pytest.mark.unit
 

@@ -16,7 +16,7 @@ from handler.decode import MAX_PIXELS
 from handler.mnist_handler import MnistHandler
 from handler.preprocess import to_model_input
 from model.inference import load_for_inference
-from scripts.serving.layout import ROOT
+from scripts.serving.paths import ROOT
 from tests.digits import draw_seven
 from tests.models import RecordingModel, TemplateModel
 from tests.support import encode, offline_probabilities, rounded, unpacked_archive, untrained_checkpoint

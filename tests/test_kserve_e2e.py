@@ -11,7 +11,7 @@ import requests
 
 from scripts.serving.config import API_NAMES, free_ports, read_properties
 from scripts.serving.kserve import kserve_configuration, write_kserve_store
-from scripts.serving.layout import MODEL_NAME, SAMPLES
+from scripts.serving.paths import MODEL_NAME, SAMPLES
 from scripts.serving.process import serve_checkpoint, start
 from tests.support import untrained_checkpoint
 

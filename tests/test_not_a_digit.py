@@ -15,7 +15,7 @@ from handler.mnist_handler import NOT_A_DIGIT_NOTE, MnistHandler
 from handler.preprocess import to_model_input
 from model.calibration import Calibration, answer, calibration_path, load_calibration, save_calibration
 from model.inference import load_for_inference
-from scripts.bench_serve.ceiling import in_process_handler
+from scripts.bench.serve.ceiling import in_process_handler
 from scripts.serving.kserve import write_kserve_store
 from tests.support import encode, unpacked_archive, untrained_checkpoint
 from tests.test_calibration import bar, energy_check, square

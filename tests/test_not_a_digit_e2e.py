@@ -13,7 +13,7 @@ from handler.mnist_handler import NOT_A_DIGIT_NOTE
 from handler.preprocess import PreprocessError, to_model_input
 from model.calibration import answer, calibration_path, load_calibration
 from model.inference import load_for_inference
-from scripts.serving.layout import ROOT
+from scripts.serving.paths import ROOT
 from scripts.serving.process import serve_checkpoint
 from tests.support import encode, mnist_image
 from train import fashion

@@ -8,7 +8,7 @@ from PIL import Image
 
 from handler.decode import decode_image
 from handler.preprocess import PreprocessError, to_model_input
-from scripts.make_samples import MAX_BYTES, make_samples
+from scripts.samples.make import MAX_BYTES, make_samples
 from tests.support import served_probabilities
 
 pytestmark = pytest.mark.unit

@@ -10,7 +10,8 @@ from PIL import Image
 
 from handler.preprocess import to_model_input
 from model.inference import load_for_inference
-from scripts import bench_preprocess, eval_styles
+from scripts.accuracy import styles as eval_styles
+from scripts.bench import preprocess as bench_preprocess
 from tests.digits import draw_seven, mnist_like_ring
 from tests.models import ConstantModel, TemplateModel
 

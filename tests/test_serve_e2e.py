@@ -23,11 +23,11 @@ import requests
 import torch
 from PIL import Image
 
-from scripts.bench_serve.schema import field_docs
+from scripts.bench.serve.schema import field_docs
 from scripts.serving.archive import build_archive
 from scripts.serving.config import API_NAMES, free_ports, read_properties
 from scripts.serving.errors import ServeError
-from scripts.serving.layout import ROOT, ZLIB_NG
+from scripts.serving.paths import ROOT, ZLIB_NG
 from scripts.serving.process import Server, serve_checkpoint
 from tests.support import (
     PORT_OPTIONS,
@@ -417,11 +417,11 @@ def test_curl_without_a_content_type_never_reaches_the_model(server):
 
 
 def test_bench_serve_quick_reports_every_field_and_no_errors(server, checkpoint, tmp_path):
-    """`scripts.bench_serve --quick` against this server: wrk, the ceiling, the JSON, the plot."""
+    """`scripts.bench.serve --quick` against this server: wrk, the ceiling, the JSON, the plot."""
     if shutil.which("wrk") is None:
         pytest.skip("needs the load generator wrk: apt-get install wrk (.ci/run installs it)")
     out = tmp_path / "bench.json"
-    command = [sys.executable, "-m", "scripts.bench_serve", "--quick", "--attach", server.state["run_dir"]]
+    command = [sys.executable, "-m", "scripts.bench.serve", "--quick", "--attach", server.state["run_dir"]]
     command += ["--checkpoint", str(checkpoint[0]), "--out", str(out)]
     command += ["--plot", str(tmp_path / "bench.png"), "--markdown", str(tmp_path / "bench.md")]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -433,7 +433,7 @@ def test_bench_serve_quick_reports_every_field_and_no_errors(server, checkpoint,
     if (ZLIB_NG / "libz.so.1").exists():  # the in-process figures inflate PNGs as the workers do
         assert "zlib-ng" in report["machine"]["zlib"]
     (point,) = report["points"]
-    assert list(point) == list(field_docs()), "a point holds exactly the fields scripts.bench_serve.schema declares"
+    assert list(point) == list(field_docs()), "a point holds exactly the fields scripts.bench.serve.schema declares"
     assert None not in (point["jit_cpu_ms"], point["server_ms"], point["queue_ms"], point["mean_batch"])
     assert point["requests"] >= 300 and point["non_200"] == 0 and point["statuses"] == {"200": point["requests"]}
     assert point["rps"] > 0 and 0 < point["p50_ms"] <= point["p90_ms"] <= point["p99_ms"]

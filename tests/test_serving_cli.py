@@ -14,7 +14,7 @@ import yaml
 from scripts.serving.archive import build_archive
 from scripts.serving.config import configure, read_model_settings, read_properties
 from scripts.serving.errors import ServeError
-from scripts.serving.layout import ROOT, ZLIB_NG
+from scripts.serving.paths import ROOT, ZLIB_NG
 from scripts.serving.process import Server, zlib_ng_env
 from tests.support import PORT_OPTIONS, server_config, serving_cli, untrained_checkpoint
 
@@ -163,7 +163,7 @@ def test_a_key_file_still_being_written_is_not_ready_yet(tmp_path):
     assert server.auth("management") == {"Authorization": "Bearer abc"}
 
 
-BUILD_ZLIB_NG = ROOT / "scripts" / "build_zlib_ng.sh"
+BUILD_ZLIB_NG = ROOT / "scripts" / "setup" / "build_zlib_ng.sh"
 
 
 def test_zlib_ng_build_is_skipped_with_a_note_without_cmake(tmp_path):

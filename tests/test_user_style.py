@@ -1,4 +1,4 @@
-"""scripts.user_style: realistic renders that the preprocessing turns back into the digit."""
+"""train.renderers.user_style: realistic renders that the preprocessing turns back into the digit."""
 
 import csv
 import io
@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from handler.preprocess import to_model_input
-from scripts import user_style
-from scripts.user_style import STYLES, render, render_bytes, write_renders
 from tests.digits import draw_seven, mnist_like_ring, similarity
+from train.renderers import user_style
+from train.renderers.user_style import STYLES, render, render_bytes, write_renders
 
 pytestmark = pytest.mark.unit
 

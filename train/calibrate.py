@@ -26,10 +26,10 @@ from model.calibration import (
 )
 from model.inference import CheckpointError, load_for_inference
 from scripts.cli import CliError, OneLineParser, check_writable_dir, fail, fraction, positive_int
-from scripts.user_style import STYLES
 from train import calibration_sets
 from train.data import DEFAULT_ROOT, DataError, load_mnist
 from train.fashion import INSTALL_HINT, available, fashion_dir, load_fashion
+from train.renderers.user_style import STYLES
 
 HIDDEN = 32  # units of the check's hidden layer
 BINS = 15  # of the expected calibration error

@@ -1,6 +1,6 @@
 """The pictures the temperature and the not-a-digit check are fitted on, as model inputs.
 
-Digits: MNIST training digits as they are, rendered in every user style (``scripts.user_style``)
+Digits: MNIST training digits as they are, rendered in every user style (``train.renderers.user_style``)
 and as thick or blurred low-resolution variants; non-digits: Fashion-MNIST's training split. All
 of them go through the server's own decoding and preprocessing, so a check fitted again after the
 preprocessing changes sees what the server will see.
@@ -14,7 +14,7 @@ from PIL import Image, ImageFilter, ImageOps
 
 from handler.decode import decode_image
 from handler.preprocess import PreprocessError, to_model_input
-from scripts.user_style import STYLES, render_bytes
+from train.renderers.user_style import STYLES, render_bytes
 
 VARIANT_SIDE = 40  # canvas of the thick and low-resolution variants
 

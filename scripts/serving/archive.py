@@ -11,7 +11,7 @@ import yaml
 
 from scripts.serving.config import read_model_settings
 from scripts.serving.errors import ServeError
-from scripts.serving.layout import ARCHIVER, CALIBRATION_FILE, HANDLER_FILE, MODEL_FILE, MODEL_NAME, PACKAGES, ROOT
+from scripts.serving.paths import ARCHIVER, CALIBRATION_FILE, HANDLER_FILE, MODEL_FILE, MODEL_NAME, PACKAGES, ROOT
 
 
 def build_archive(

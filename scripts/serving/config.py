@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 import yaml
 
 from scripts.serving.errors import ServeError
-from scripts.serving.layout import CONFIG, MODEL_CONFIG, MODEL_NAME, ROOT
+from scripts.serving.paths import CONFIG, MODEL_CONFIG, MODEL_NAME, ROOT
 
 # The APIs: name -> (property, TorchServe's default).
 HTTP_APIS = {

@@ -4,7 +4,7 @@ import shutil
 from pathlib import Path
 
 from scripts.serving.archive import build_archive
-from scripts.serving.layout import ROOT
+from scripts.serving.paths import ROOT
 
 # What the image holds under its working directory, besides model_store/mnist.mar and run/.
 CONTENTS = ("requirements.txt", "config.properties", "model", "handler", "train", "scripts", "samples")

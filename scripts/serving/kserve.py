@@ -17,7 +17,7 @@ from pathlib import Path
 
 from scripts.serving.archive import build_archive
 from scripts.serving.config import Configuration, configure
-from scripts.serving.layout import METRICS_CONFIG, MODEL_NAME
+from scripts.serving.paths import METRICS_CONFIG, MODEL_NAME
 
 MOUNT = Path("/mnt/models")
 # KServe's samples: inference and management share 8085 (its wrapper has 8080 and 8081).

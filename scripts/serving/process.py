@@ -28,7 +28,7 @@ from scripts.serving.config import (
     read_properties,
 )
 from scripts.serving.errors import ServeError
-from scripts.serving.layout import KEY_FILE, LOG_CONFIG, ROOT, TORCHSERVE, ZLIB_NG
+from scripts.serving.paths import KEY_FILE, LOG_CONFIG, ROOT, TORCHSERVE, ZLIB_NG
 
 READY_TIMEOUT = 180.0
 DEFAULT_OPTIONS = ("--ncs", "--log-config", str(LOG_CONFIG))

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 from scripts.serving.client import Client
 from scripts.serving.errors import ServeError
-from scripts.serving.layout import SAMPLES
+from scripts.serving.paths import SAMPLES
 
 # The longest warm-up by default (`make serve WARMUP=...`, `start --warmup`).
 WARMUP_SECONDS = 60.0

@@ -1,12 +1,12 @@
 """Accuracy and not-a-digit flags through a live TorchServe: MNIST test digits, user-style pictures, non-digits.
 
-    make serve && make eval-server       # or: python -m scripts.eval_server --help
+    make serve && make eval-server       # or: python -m scripts.accuracy.served --help
 
 (a) sends the 10,000 MNIST test digits as PNG files and compares the server's answers with
 the offline evaluation of the same checkpoint and calibration (they must agree); (b) sends
 user-style renders of MNIST test digits (photos of paper, canvas drawings, scans:
-``scripts.user_style``) and reports their accuracy and flagged share per style; (c) sends
-pictures that are not digits (Fashion-MNIST's test split, ``scripts.non_digits``) and reports
+``train.renderers.user_style``) and reports their accuracy and flagged share per style; (c) sends
+pictures that are not digits (Fashion-MNIST's test split, ``train.renderers.non_digits``) and reports
 per set how many are flagged ``"is_digit": false`` and how many refused. Prints and writes JSON.
 """
 
@@ -129,8 +129,8 @@ def eval_mnist(client: Client, test, checkpoint: Path | None, limit: int, concur
 
 
 def eval_user_style(client: Client, test, per_style: int, concurrency: int, seed: int) -> dict:
-    """Renders of test digits in every user style (the same files as ``scripts.eval_styles``)."""
-    from scripts.user_style import STYLES, pick, render_bytes
+    """Renders of test digits in every user style (the same files as ``scripts.accuracy.styles``)."""
+    from train.renderers.user_style import STYLES, pick, render_bytes
 
     images, labels = test.images.numpy(), test.labels.numpy()
     bodies, targets, styles = [], [], []
@@ -177,10 +177,10 @@ def eval_non_digits(client: Client, sets: dict, concurrency: int) -> dict:
 
 
 def non_digit_bodies(fashion_dir, fashion_limit: int, per_kind: int, seed: int) -> dict:
-    """{name: [(bytes, content type)]}: Fashion-MNIST test items as PNG (when installed) and scripts.non_digits,
-    the same pictures as ``python -m scripts.eval_styles --non-digits``."""
-    from scripts import non_digits
+    """{name: [(bytes, content type)]}: Fashion-MNIST test items as PNG (when installed) and train.renderers.non_digits,
+    the same pictures as ``python -m scripts.accuracy.styles --non-digits``."""
     from train.fashion import INSTALL_HINT, available, load_fashion
+    from train.renderers import non_digits
 
     sets = {}
     if fashion_limit and available(fashion_dir):
@@ -194,7 +194,7 @@ def non_digit_bodies(fashion_dir, fashion_limit: int, per_kind: int, seed: int) 
 
 
 def main(argv=None) -> int:
-    parser = OneLineParser(prog="python -m scripts.eval_server", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="python -m scripts.accuracy.served", description=__doc__.split("\n\n")[0])
     parser.add_argument("--run-dir", type=Path, default=Path("logs"), help="the running server's state (make serve)")
     parser.add_argument("--checkpoint", type=Path, default=Path("mnist_cnn.pth"), help="for the offline comparison")
     parser.add_argument("--data-dir", help="MNIST IDX files (default: $MNIST_DIR, else download)")
@@ -207,7 +207,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--fashion-dir", help="Fashion-MNIST IDX files (default: $FASHION_MNIST_DIR, else Debian's)")
     parser.add_argument(
-        "--per-kind", type=non_negative_int, default=300, help="scripts.non_digits pictures per kind (0: none)"
+        "--per-kind", type=non_negative_int, default=300, help="train.renderers.non_digits pictures per kind (0: none)"
     )
     parser.add_argument("--concurrency", type=positive_int, default=8, help="requests in flight")
     parser.add_argument("--out", type=Path, help="also write the JSON report here")

@@ -1,5 +1,5 @@
-"""scripts.eval_styles: the textbook recipe it compares with, scoring renders of either MNIST split, flags and
-calibration error, and the non-digit sets (scripts.eval_non_digits)."""
+"""scripts.accuracy.styles: the textbook recipe it compares with, scoring renders of either MNIST split, flags and
+calibration error, and the non-digit sets (scripts.accuracy.non_digits)."""
 
 import json
 
@@ -11,8 +11,9 @@ from PIL import Image
 from handler.preprocess import PreprocessError
 from model import MnistCNN
 from model.calibration import Calibration, calibration_path, save_calibration
-from scripts import eval_non_digits, eval_styles
-from scripts.eval_styles import plain_recipe
+from scripts.accuracy import non_digits as eval_non_digits
+from scripts.accuracy import styles as eval_styles
+from scripts.accuracy.styles import plain_recipe
 from tests.digits import centre_of_mass, draw_seven, ink_box, mnist_like_ring, pixels, similarity
 from tests.support import untrained_checkpoint
 from tests.test_calibration import energy_check

@@ -1,6 +1,6 @@
 """The first requests after ready: a fresh TorchServe measured with and without the warm-up, against a warm one.
 
-    python -m scripts.bench_serve.coldstart            # -> reports/bench_coldstart.json
+    python -m scripts.bench.serve.coldstart            # -> reports/bench_coldstart.json
 
 For each case a new server starts (the shipped configuration, free loopback ports); ``warm-up``
 runs :func:`scripts.serving.warmup.warm_up` as ``make serve`` does before it says ready, ``none``
@@ -14,9 +14,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from scripts.bench_serve.load import wrk
-from scripts.bench_serve.report import machine
-from scripts.bench_serve.sweep import warm_up as warm_until_quiet
+from scripts.bench.serve.load import wrk
+from scripts.bench.serve.report import machine
+from scripts.bench.serve.sweep import warm_up as warm_until_quiet
 from scripts.cli import OneLineParser, positive_int
 from scripts.serving.errors import ServeError
 from scripts.serving.process import serve_checkpoint
@@ -45,7 +45,7 @@ def measure_case(checkpoint: Path, workdir: Path, warmup_seconds: float, count: 
 
 
 def main(argv=None) -> int:
-    parser = OneLineParser(prog="python -m scripts.bench_serve.coldstart", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m scripts.bench.serve.coldstart", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=Path("mnist_cnn.pth"))
     parser.add_argument("--requests", type=positive_int, default=10_000, help="answers measured (10000)")
     parser.add_argument("--concurrency", type=positive_int, default=32, help="connections (32)")

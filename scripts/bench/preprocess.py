@@ -1,7 +1,7 @@
 """Micro-benchmark: microseconds per picture to decode and to preprocess, per sample file (JSON).
 
-    python -m scripts.bench_preprocess                      # every file in samples/
-    python -m scripts.bench_preprocess a.jpg b.png --plot reports/preprocess_us.png
+    python -m scripts.bench.preprocess                      # every file in samples/
+    python -m scripts.bench.preprocess a.jpg b.png --plot reports/preprocess_us.png
 
 Decoding is timed as the server does it (open, JPEG draft, EXIF transpose,
 load); preprocessing is :func:`handler.preprocess.to_model_input` on the
@@ -67,7 +67,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(
-        prog="python -m scripts.bench_preprocess",
+        prog="python -m scripts.bench.preprocess",
         description="Microseconds per picture to decode and preprocess each file (JSON on stdout).",
     )
     parser.add_argument("files", nargs="*", type=Path, help="pictures to time (default: every file in samples/)")

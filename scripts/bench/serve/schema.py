@@ -47,6 +47,6 @@ def field_docs() -> dict[str, str]:
 
 
 def markdown_fields() -> str:
-    """The table of point fields that docs/performance.md carries (`python -m scripts.bench_serve --fields`)."""
+    """The table of point fields that docs/performance.md carries (`python -m scripts.bench.serve --fields`)."""
     rows = [f"| `{name}` | {doc} |" for name, doc in field_docs().items()]
     return "\n".join(["| field | meaning |", "| --- | --- |", *rows]) + "\n"

@@ -1,10 +1,10 @@
-"""``python -m scripts.bench_serve``: see :mod:`scripts.bench_serve.cli`."""
+"""``python -m scripts.bench.serve``: see :mod:`scripts.bench.serve.cli`."""
 
 import os
 import sys
 import zlib
 
-from scripts.bench_serve.cli import main
+from scripts.bench.serve.cli import main
 from scripts.serving.process import zlib_ng_env
 
 
@@ -17,7 +17,7 @@ def decode_like_the_workers() -> None:
     env = zlib_ng_env(os.environ)
     restarted = env and os.environ.get("LD_LIBRARY_PATH") == env["LD_LIBRARY_PATH"]
     if env and not restarted and "zlib-ng" not in zlib.ZLIB_RUNTIME_VERSION:
-        os.execve(sys.executable, [sys.executable, "-m", "scripts.bench_serve", *sys.argv[1:]], {**os.environ, **env})
+        os.execve(sys.executable, [sys.executable, "-m", "scripts.bench.serve", *sys.argv[1:]], {**os.environ, **env})
 
 
 decode_like_the_workers()

@@ -5,9 +5,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from scripts.bench_serve.load import wrk
-from scripts.bench_serve.probes import cpu_seconds, scrape, server_profile
-from scripts.bench_serve.schema import Point
+from scripts.bench.serve.load import wrk
+from scripts.bench.serve.probes import cpu_seconds, scrape, server_profile
+from scripts.bench.serve.schema import Point
 from scripts.serving.config import configure
 from scripts.serving.errors import ServeError
 from scripts.serving.process import Server, serve_checkpoint

@@ -1,22 +1,22 @@
 """Offline accuracy, not-a-digit flags and calibration of a checkpoint on user-style pictures, per style, as JSON.
 
-Renders MNIST test digits with :mod:`scripts.user_style`, decodes the file
+Renders MNIST test digits with :mod:`train.renderers.user_style`, decodes the file
 bytes with Pillow as the server does, runs :func:`handler.preprocess.to_model_input`
 and the model through :func:`model.calibration.answer` with the checkpoint's
 calibration (as the handler does), and prints per style the accuracy, the share
 flagged "not a digit", the expected calibration error before and after the
 temperature, and the decode and preprocessing cost per image. Rendering
 (``user_style``) and scoring (here) are separate, so a live server check
-(``scripts.eval_server``) can send the same bytes over HTTP instead.
+(``scripts.accuracy.served``) can send the same bytes over HTTP instead.
 
 ``--plain`` also scores each style through :func:`plain_recipe`, the textbook
 MNIST preprocessing, as a yardstick (it is not the served path). ``--split train``
 renders training digits instead, for tuning the preprocessing without looking
 at the test renders. ``--non-digits`` adds Fashion-MNIST's test split and the
-pictures of :mod:`scripts.non_digits`: how many are flagged, how many refused
-(:mod:`scripts.eval_non_digits`).
+pictures of :mod:`train.renderers.non_digits`: how many are flagged, how many refused
+(:mod:`scripts.accuracy.non_digits`).
 
-    python -m scripts.eval_styles --checkpoint mnist_cnn.pth --per-style 500 --plain --mnist --non-digits
+    python -m scripts.accuracy.styles --checkpoint mnist_cnn.pth --per-style 500 --plain --mnist --non-digits
 """
 
 import sys
@@ -32,10 +32,10 @@ from handler.preprocess import FIT, SIDE, PreprocessError, to_model_input
 from model import normalize
 from model.calibration import answer, calibration_path, load_calibration
 from model.inference import CheckpointError, load_for_inference
+from scripts.accuracy.non_digits import score_non_digit_sets
 from scripts.cli import OneLineParser, positive_int, print_report
-from scripts.eval_non_digits import score_non_digit_sets
-from scripts.user_style import STYLES, pick, render_bytes
 from train.calibrate import expected_calibration_error
+from train.renderers.user_style import STYLES, pick, render_bytes
 
 
 def plain_recipe(image: Image.Image) -> torch.Tensor:
@@ -145,7 +145,7 @@ def score_mnist(model, device, images, labels, calibration=None) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(
-        prog="python -m scripts.eval_styles",
+        prog="python -m scripts.accuracy.styles",
         description="Offline accuracy, not-a-digit flags and calibration error per user style, and non-digit sets.",
     )
     parser.add_argument("--checkpoint", default="mnist_cnn.pth", help="state_dict to score (default: %(default)s)")

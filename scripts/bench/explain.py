@@ -1,7 +1,7 @@
 """Explanation latency, and whether predictions pay anything for explanations being served.
 
-    python -m scripts.bench_explain                              # -> reports/bench_explain.json
-    python -m scripts.bench_explain --baseline-root /tmp/before  # also A/B predictions against that checkout
+    python -m scripts.bench.explain                              # -> reports/bench_explain.json
+    python -m scripts.bench.explain --baseline-root /tmp/before  # also A/B predictions against that checkout
 
 In-process (one torch thread, as a worker): captum's import, one explanation and a batch of 8, next
 to one prediction; how far the Integrated Gradients map at each step count is from a 400-step one.
@@ -24,13 +24,13 @@ from pathlib import Path
 
 import requests
 
-from scripts.bench_serve.ceiling import in_process_handler
-from scripts.bench_serve.report import machine
-from scripts.bench_serve.sweep import measure, settings, warm_up
+from scripts.bench.serve.ceiling import in_process_handler
+from scripts.bench.serve.report import machine
+from scripts.bench.serve.sweep import measure, settings, warm_up
 from scripts.cli import OneLineParser, positive_int
 from scripts.serving.archive import build_archive
 from scripts.serving.errors import ServeError
-from scripts.serving.layout import ROOT
+from scripts.serving.paths import ROOT
 from scripts.serving.process import Server, serve_store
 from scripts.serving.warmup import sample_bodies
 
@@ -250,7 +250,7 @@ def through_the_server(args, bodies: list[Path], log) -> dict:
 
 
 def build_parser() -> OneLineParser:
-    parser = OneLineParser(prog="python -m scripts.bench_explain", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="python -m scripts.bench.explain", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=Path("mnist_cnn.pth"), help="weights (mnist_cnn.pth)")
     parser.add_argument("--baseline-root", type=Path, help="a checkout without explanations, served alongside")
     parser.add_argument("--repeats", type=positive_int, default=40, help="in-process timings per figure (40)")
@@ -275,7 +275,7 @@ def main(argv=None) -> int:
         if min(args.repeats, args.explanations, args.requests, args.rounds) < 1 or args.repeats < 2:
             raise ServeError("counts start at 1 (--repeats at 2)")
         bodies = sample_bodies()
-        command = " ".join(["python -m scripts.bench_explain", *(argv or sys.argv[1:])])
+        command = " ".join(["python -m scripts.bench.explain", *(argv or sys.argv[1:])])
         report = {"machine": machine(), "command": command}
         print("in-process, one torch thread ...", flush=True)
         report["in_process"] = in_process(args.checkpoint, [p.read_bytes() for p in bodies], args.repeats)

@@ -1,13 +1,13 @@
-"""scripts.eval_server's bookkeeping of the not-a-digit flags, with a made-up server."""
+"""scripts.accuracy.served's bookkeeping of the not-a-digit flags, with a made-up server."""
 
 import numpy as np
 import pytest
 import torch
 
 from model.calibration import calibration_path, save_calibration
-from scripts import eval_server
+from scripts.accuracy import served as eval_server
 from tests.support import untrained_checkpoint
-from tests.test_eval_styles import FLAG_ALL
+from tests.test_accuracy_styles import FLAG_ALL
 
 pytestmark = pytest.mark.unit
 

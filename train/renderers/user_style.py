@@ -5,7 +5,7 @@ a random level (stroke thickness varies), and builds the picture around it the
 way the real thing is made: ink on lit paper photographed and JPEG-compressed,
 black strokes on a transparent browser canvas, a grey 16-bit or palette scan...
 
-    from scripts.user_style import render_bytes
+    from train.renderers.user_style import render_bytes
     data, ext = render_bytes(digit, "photo", seed=3)  # encoded file bytes, "jpg"
 
 Styles: ``photo``, ``canvas``, ``scan``, ``paper`` (a clean dark-on-white drawing),
@@ -15,7 +15,7 @@ strokes cropped to the ink), ``tight-inverted`` (light on dark, cropped to the i
 ``lowres-blur`` (shrunk to 12 or 16 px and upscaled to 64 with blur), ``lowres-8``
 (the same from 8 px) and ``edge-touching`` (strokes cut by the top and bottom edges).
 
-CLI: ``python -m scripts.user_style --out renders --per-style 100`` writes
+CLI: ``python -m train.renderers.user_style --out renders --per-style 100`` writes
 ``<out>/<style>/<n>_<digit>.<ext>`` and ``<out>/labels.csv`` from MNIST test digits
 (``--split train`` from training digits).
 """
@@ -336,7 +336,7 @@ def write_renders(images, labels, out: Path, styles: list[str], per_style: int, 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m scripts.user_style",
+        prog="python -m train.renderers.user_style",
         description="Render MNIST digits as user-style pictures (photo, canvas, scan, ...) with labels.csv.",
     )
     parser.add_argument("--out", required=True, help="folder to write <style>/<n>_<digit>.<ext> and labels.csv into")

@@ -5,7 +5,7 @@ send them (photo, transparent canvas, 16-bit and palette scans, a large
 drawing, small pictures) and one blank picture for the error case. The true
 digit starts each file name (``3_photo.jpg``). Every file stays under 30 KB.
 
-    python -m scripts.make_samples            # needs MNIST_DIR or data/
+    python -m scripts.samples.make            # needs MNIST_DIR or data/
 """
 
 import argparse
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from scripts.user_style import render
+from train.renderers.user_style import render
 
 MAX_BYTES = 30_000
 # (MNIST test index, style or "mnist", file suffix). Indices picked for digits people write plainly.
@@ -97,7 +97,7 @@ def make_samples(images: np.ndarray, labels: np.ndarray, out: Path) -> list[Path
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m scripts.make_samples", description="Regenerate the example pictures in samples/ from MNIST."
+        prog="python -m scripts.samples.make", description="Regenerate the example pictures in samples/ from MNIST."
     )
     parser.add_argument("--out", default="samples", help="folder to write into (default: %(default)s)")
     parser.add_argument("--data-dir", help="local MNIST IDX copy (default: $MNIST_DIR, else data/ or download)")

@@ -139,7 +139,7 @@ def plot(summary: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = OneLineParser(prog="python -m scripts.bench_train", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m scripts.bench.train", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--epochs", type=positive_int, default=10, help="epochs for both pipelines (default: %(default)s)"
     )

@@ -1,14 +1,14 @@
-"""``python -m scripts.bench_serve``: run the sweep (or attach to a running server) and write the reports."""
+"""``python -m scripts.bench.serve``: run the sweep (or attach to a running server) and write the reports."""
 
 import json
 import os
 import sys
 from pathlib import Path
 
-from scripts.bench_serve.ceiling import ceiling, single_image_ms
-from scripts.bench_serve.report import machine, markdown, plot, request_profile
-from scripts.bench_serve.schema import markdown_fields
-from scripts.bench_serve.sweep import measure_server, sweep
+from scripts.bench.serve.ceiling import ceiling, single_image_ms
+from scripts.bench.serve.report import machine, markdown, plot, request_profile
+from scripts.bench.serve.schema import markdown_fields
+from scripts.bench.serve.sweep import measure_server, sweep
 from scripts.cli import OneLineParser, positive_float, positive_int
 from scripts.serving.config import configure
 from scripts.serving.errors import ServeError
@@ -29,7 +29,7 @@ def non_negative_int(text: str) -> int:
 
 def build_parser() -> OneLineParser:
     parser = OneLineParser(
-        prog="python -m scripts.bench_serve",
+        prog="python -m scripts.bench.serve",
         description="Serving benchmark: TorchServe's images/s and latency against the in-process ceiling.",
     )
     parser.add_argument("--checkpoint", type=Path, default=Path("mnist_cnn.pth"), help="weights (mnist_cnn.pth)")

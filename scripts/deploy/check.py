@@ -1,7 +1,7 @@
 """Validate the deployment manifests offline (``make deploy-check``; a test runs it too).
 
-    python -m scripts.deploy_check                    # deploy/k8s and deploy/kserve
-    python -m scripts.deploy_check --deploy DIR       # another folder laid out the same way
+    python -m scripts.deploy.check                    # deploy/k8s and deploy/kserve
+    python -m scripts.deploy.check --deploy DIR       # another folder laid out the same way
 
 - deploy/k8s, a kustomize base, must render: ``kubectl kustomize`` when kubectl is on PATH, else the
   part of kustomize the base uses (resources and images), done here.
@@ -23,7 +23,7 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 KUBERNETES_VERSION = "1.34"
 ISVC_SCHEMA = Path("kserve", "schema", "inferenceservice-v1beta1.json")
 # The kustomization fields the built-in renderer implements, and kustomize's others (they need kubectl).
@@ -294,7 +294,7 @@ def extract_crd_schema(crd: Path, version: str = "v1beta1") -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scripts.deploy_check", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m scripts.deploy.check", description=__doc__.split("\n\n")[0])
     parser.add_argument("--deploy", type=Path, default=ROOT / "deploy", help="folder with k8s/ and kserve/")
     parser.add_argument("--kubernetes-version", default=KUBERNETES_VERSION, help="Kubernetes schema version")
     parser.add_argument("--renderer", choices=("auto", "kubectl", "builtin"), default="auto", help="kustomize renderer")

@@ -9,10 +9,10 @@ nothing is fitted to them. Each kind is made the way the real thing looks:
 ``shapes``: filled or outlined rectangles, triangles, stars and blobs, one to four of them;
 ``scribble``: a tangle of looping pen strokes, as a child scribbles.
 
-    from scripts.non_digits import render_bytes
+    from train.renderers.non_digits import render_bytes
     data, ext = render_bytes("text", seed=3)  # encoded file bytes, "png"
 
-CLI: ``python -m scripts.non_digits --out nondigits --per-kind 50`` writes ``<out>/<kind>/<n>.<ext>``.
+CLI: ``python -m train.renderers.non_digits --out nondigits --per-kind 50`` writes ``<out>/<kind>/<n>.<ext>``.
 """
 
 import argparse
@@ -184,7 +184,7 @@ def render_bytes(kind: str, seed: int) -> tuple[bytes, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m scripts.non_digits",
+        prog="python -m train.renderers.non_digits",
         description="Render pictures that are not digits (scenes, textures, text, shapes, scribbles).",
     )
     parser.add_argument("--out", required=True, help="folder to write <kind>/<n>.<ext> into")

@@ -1,13 +1,13 @@
 """What the calibration (tempered confidence + not-a-digit check) costs the handler per image, as JSON.
 
-Runs ``scripts.bench_serve.ceiling.single_image_ms`` (the whole handler and each stage, one torch
+Runs ``scripts.bench.serve.ceiling.single_image_ms`` (the whole handler and each stage, one torch
 thread, batch of one, best of ``--repeats`` per picture, median over the pictures) and
-``scripts.bench_serve.ceiling.ceiling`` (images/s and CPU ms per image of one single-threaded handler
+``scripts.bench.serve.ceiling.ceiling`` (images/s and CPU ms per image of one single-threaded handler
 process at batch ``--batch-size``, as the server batches under load) on the same pictures, with
 the checkpoint alone and with its calibration, in alternating rounds so that a machine's drift
 hits both alike.
 
-    python -m scripts.bench_check --checkpoint mnist_cnn.pth --output reports/bench_check.json
+    python -m scripts.bench.calibration --checkpoint mnist_cnn.pth --output reports/bench_check.json
 """
 
 import shutil
@@ -17,13 +17,13 @@ import tempfile
 from pathlib import Path
 
 from model.calibration import calibration_path
-from scripts.bench_serve.ceiling import ceiling, single_image_ms
+from scripts.bench.serve.ceiling import ceiling, single_image_ms
 from scripts.cli import OneLineParser, positive_float, positive_int, print_report
-from scripts.serving.layout import SAMPLES
+from scripts.serving.paths import SAMPLES
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = OneLineParser(prog="python -m scripts.bench_check", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m scripts.bench.calibration", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=Path("mnist_cnn.pth"), help="default: %(default)s")
     parser.add_argument("--pictures", type=Path, nargs="+", help="default: samples/ except blank.png")
     parser.add_argument("--repeats", type=positive_int, default=30, help="timings per picture and stage (default: 30)")

@@ -1,9 +1,9 @@
 """Offline: how many pictures that are not digits the server would refuse (400) or flag ``"is_digit": false``.
 
 The sets are Fashion-MNIST's test split (when installed, :mod:`train.fashion`) and each kind of
-:mod:`scripts.non_digits`, decoded and preprocessed as the server does, then run through
-:func:`model.calibration.answer` with the checkpoint's calibration. ``python -m scripts.eval_styles
---non-digits`` prints them; ``scripts.eval_server`` sends the same pictures over HTTP.
+:mod:`train.renderers.non_digits`, decoded and preprocessed as the server does, then run through
+:func:`model.calibration.answer` with the checkpoint's calibration. ``python -m scripts.accuracy.styles
+--non-digits`` prints them; ``scripts.accuracy.served`` sends the same pictures over HTTP.
 """
 
 import sys
@@ -15,7 +15,7 @@ from PIL import Image
 from handler.decode import RequestError, decode_image
 from handler.preprocess import PreprocessError, to_model_input
 from model.calibration import answer
-from scripts import non_digits
+from train.renderers import non_digits
 
 
 def score_non_digits(model, device, calibration, pictures: Iterable[Image.Image | None]) -> dict:
@@ -46,7 +46,7 @@ def score_non_digits(model, device, calibration, pictures: Iterable[Image.Image 
 
 
 def rendered(kind: str, n: int, seed: int) -> Iterator[Image.Image | None]:
-    """The ``n`` pictures of a :mod:`scripts.non_digits` kind, decoded as the server does (None: a 400), lazily."""
+    """The ``n`` pictures of a :mod:`train.renderers.non_digits` kind, decoded as served (None: a 400), lazily."""
     for index in range(n):
         try:
             yield decode_image(non_digits.render_bytes(kind, seed * 1_000_003 + index)[0])
@@ -55,7 +55,7 @@ def rendered(kind: str, n: int, seed: int) -> Iterator[Image.Image | None]:
 
 
 def non_digit_sets(fashion_dir, fashion_limit: int, per_kind: int, seed: int) -> dict:
-    """{name: pictures}: Fashion-MNIST's test split (when installed) and each kind of :mod:`scripts.non_digits`."""
+    """{name: pictures}: Fashion-MNIST's test split (when installed) and each :mod:`train.renderers.non_digits` kind."""
     from train.fashion import INSTALL_HINT, available, load_fashion
 
     sets = {}

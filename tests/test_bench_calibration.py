@@ -1,11 +1,11 @@
-"""scripts.bench_check: the handler timed with and without the checkpoint's calibration, and its one-line error."""
+"""scripts.bench.calibration: the handler timed with and without the calibration, and its one-line error."""
 
 import json
 
 import pytest
 
 from model.calibration import Calibration, calibration_path, save_calibration
-from scripts import bench_check
+from scripts.bench import calibration as bench_check
 from tests.support import untrained_checkpoint
 from tests.test_calibration import energy_check
 

@@ -3,11 +3,11 @@
 #
 # Pillow's Linux wheels are compiled against zlib-ng, but auditwheel never bundles libz.so.1, so
 # they load the distribution's zlib, which inflates PNGs much slower than zlib-ng (docs/serving.md).
-# scripts.serving puts this directory on TorchServe's LD_LIBRARY_PATH (scripts.bench_serve
+# scripts.serving puts this directory on TorchServe's LD_LIBRARY_PATH (scripts.bench.serve
 # restarts itself on it too). Without cmake and a C compiler the step is skipped with a note, and
 # everything works on the system zlib, slower.
 #
-#   scripts/build_zlib_ng.sh [venv]
+#   scripts/setup/build_zlib_ng.sh [venv]
 set -euo pipefail
 
 venv=${1:-.venv}

@@ -24,7 +24,7 @@ SAMPLES = ROOT / "samples"
 BIN = Path(sys.executable).parent
 TORCHSERVE = BIN / "torchserve"
 ARCHIVER = BIN / "torch-model-archiver"
-# zlib-ng as libz.so.1, built by `make install` (scripts/build_zlib_ng.sh): Pillow's wheels load
+# zlib-ng as libz.so.1, built by `make install` (scripts/setup/build_zlib_ng.sh): Pillow's wheels load
 # whatever libz.so.1 the dynamic linker finds, and the system's inflates PNGs several times slower.
 ZLIB_NG = BIN.parent / "lib" / "zlib-ng"
 # TorchServe writes its keys here, in the folder it is started from.

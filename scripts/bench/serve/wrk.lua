@@ -1,7 +1,7 @@
--- wrk script for scripts.bench_serve (load.py): POST real PNG digits to TorchServe, stop after a fixed
+-- wrk script for scripts.bench.serve (load.py): POST real PNG digits to TorchServe, stop after a fixed
 -- number of answers, print one JSON line of results.
 --
---   wrk -t1 -c32 -d300s -s scripts/bench_serve/wrk.lua http://127.0.0.1:8080/predictions/mnist \
+--   wrk -t1 -c32 -d300s -s scripts/bench/serve/wrk.lua http://127.0.0.1:8080/predictions/mnist \
 --       -- <answers per thread> <inference key> a.png b.png ...
 --
 -- Each thread cycles the bodies (starting at a different one), counts answers per HTTP status

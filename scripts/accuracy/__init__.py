@@ -1,0 +1,1 @@
+"""Accuracy tools: the handler on rendered user styles, through a live server, and on non-digit pictures."""

@@ -1,0 +1,1 @@
+"""Benchmarks of serving, training, preprocessing, explanations and the calibration's cost."""

@@ -1,0 +1,1 @@
+"""Checks of the deployment manifests against their schemas."""

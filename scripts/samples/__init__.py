@@ -1,0 +1,1 @@
+"""The example pictures in samples/, rendered from MNIST."""

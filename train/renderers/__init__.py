@@ -1,0 +1,1 @@
+"""Picture renderers: digits in the styles users send, and pictures that are not digits."""
