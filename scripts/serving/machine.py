@@ -6,10 +6,9 @@
   cgroup quota (or one worker per GPU). KServe restores the model from a ``model_snapshot``,
   which must name a count: there it is the pod's CPU limit (:func:`pod_cpus`).
 - **Netty threads**: one event-loop thread for HTTP and one for the worker connections per two
-  usable CPUs, at least one (TorchServe's default is one of each per core). On 2 CPUs, one of each
-  served more per CPU second than one per core: the frontend's threads only take turns with the
-  workers on the cores (docs/decisions.md). Keeping that ratio on larger machines lets the
-  frontend grow with the workers it feeds; it was measured on 2 CPUs only.
+  usable CPUs, at least one (TorchServe's default is one of each per core): more frontend threads
+  only take turns with the workers on the cores. The ratio is the measured one (docs/decisions.md
+  says where and how to measure another); keeping it lets the frontend grow with the workers.
 
 Every configuration is rendered by :func:`scripts.serving.config.configure`, which applies these
 unless ``config.properties`` or the caller sets them.
