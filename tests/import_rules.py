@@ -57,16 +57,21 @@ def is_serving(module: str) -> bool:
     return module in SERVING_PACKAGES or any(module == s or module.startswith(s + ".") for s in SERVING)
 
 
-def requirement_names(path: Path = SERVE_REQUIREMENTS) -> list[str]:
-    """The distribution names a requirements file lists (its ``-r`` includes too)."""
-    names = []
+def requirement_lines(path: Path = SERVE_REQUIREMENTS) -> list[str]:
+    """The requirements a requirements file lists, one line each (its ``-r`` includes followed)."""
+    lines = []
     for line in Path(path).read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line.startswith(("-r", "--requirement")):
-            names += requirement_names(Path(path).parent / line.split(maxsplit=1)[1])
+            lines += requirement_lines(Path(path).parent / line.split(maxsplit=1)[1])
         elif line and not line.startswith("-"):
-            names.append(re.match(r"[A-Za-z0-9._-]+", line).group(0))
-    return names
+            lines.append(line)
+    return lines
+
+
+def requirement_names(path: Path = SERVE_REQUIREMENTS) -> list[str]:
+    """The distribution names a requirements file lists."""
+    return [re.match(r"[A-Za-z0-9._-]+", line).group(0) for line in requirement_lines(path)]
 
 
 def canonical(name: str) -> str:

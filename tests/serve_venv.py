@@ -21,7 +21,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.import_rules import SERVE_REQUIREMENTS
+from tests.import_rules import SERVE_REQUIREMENTS, requirement_lines
 
 
 class ResolveError(Exception):
@@ -29,15 +29,8 @@ class ResolveError(Exception):
 
 
 def requirements(path: Path = SERVE_REQUIREMENTS) -> list[Requirement]:
-    """The requirement lines of a requirements file (``-r`` includes followed)."""
-    found = []
-    for line in Path(path).read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line.startswith(("-r", "--requirement")):
-            found += requirements(Path(path).parent / line.split(maxsplit=1)[1])
-        elif line and not line.startswith("-"):
-            found.append(Requirement(line))
-    return found
+    """The requirements of a requirements file (``-r`` includes followed)."""
+    return [Requirement(line) for line in requirement_lines(path)]
 
 
 def closure(roots: list[Requirement]) -> dict[str, importlib.metadata.Distribution]:

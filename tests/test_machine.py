@@ -18,19 +18,6 @@ pytestmark = pytest.mark.unit
 NETTY = ("number_of_netty_threads", "netty_client_threads")
 
 
-@pytest.fixture
-def one_cpu():
-    """This process restricted to one CPU, as a container's cpuset would."""
-    if not hasattr(os, "sched_setaffinity"):
-        pytest.skip("needs Linux CPU affinity")
-    allowed = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {min(allowed)})
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, allowed)
-
-
 def cgroup_tree(root, line: str, files: dict[str, str]):
     (root / "proc" / "self").mkdir(parents=True)
     (root / "proc" / "self" / "cgroup").write_text(line + "\n")
