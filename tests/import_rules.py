@@ -5,7 +5,8 @@ The serving side is what TorchServe's workers, the serving library and the conta
 library, itself, and the packages of the distributions ``requirements-serve.txt`` names; never
 ``train/``, ``tests/`` or the tools beside it in ``scripts/`` (benchmarks, accuracy, deployment
 checks, samples, the demo). Imports inside functions count, and so do ``importlib.import_module``,
-``__import__`` and ``python -m`` with a constant module name.
+``__import__`` and ``python -m`` with a constant module name. ``model/`` and ``handler/`` travel in
+the model archive without the rest, so they import only each other.
 """
 
 import ast
@@ -17,6 +18,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVING = ("model", "handler", "scripts.serving", "scripts.cli")
+# The packages the model archive carries (scripts.serving.paths.PACKAGES): a worker has nothing else.
+ARCHIVED = ("model", "handler")
 # `scripts` itself is only the namespace both sides share (its __init__ is empty).
 SERVING_PACKAGES = ("scripts",)
 SERVE_REQUIREMENTS = ROOT / "requirements-serve.txt"
@@ -53,8 +56,12 @@ def project_packages(root: Path = ROOT) -> set[str]:
     return names | {p.stem for p in root.glob("*.py")}
 
 
+def is_within(module: str, packages: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in packages)
+
+
 def is_serving(module: str) -> bool:
-    return module in SERVING_PACKAGES or any(module == s or module.startswith(s + ".") for s in SERVING)
+    return module in SERVING_PACKAGES or is_within(module, SERVING)
 
 
 def requirement_lines(path: Path = SERVE_REQUIREMENTS) -> list[str]:
@@ -127,6 +134,8 @@ def check_source(
             for target in targets or [imported]:
                 if not is_serving(target):
                     violations.append(Violation(path, line, target, "training, test or tool code"))
+                elif is_within(module, ARCHIVED) and not is_within(target, ARCHIVED):
+                    violations.append(Violation(path, line, target, "not in the model archive"))
         elif top not in sys.stdlib_module_names and top not in allowed_third_party and top != "__future__":
             violations.append(Violation(path, line, imported, "not installed by requirements-serve.txt"))
     return violations

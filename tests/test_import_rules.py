@@ -4,7 +4,8 @@ import shutil
 
 import pytest
 
-from tests.import_rules import ROOT, check_source, check_tree, imports, project_packages, serve_import_names
+from scripts.serving.paths import PACKAGES
+from tests.import_rules import ARCHIVED, ROOT, check_source, check_tree, imports, project_packages, serve_import_names
 
 pytestmark = pytest.mark.unit
 
@@ -23,6 +24,7 @@ def test_the_serving_side_keeps_the_rule():
 
 def test_the_rule_covers_every_serving_folder_and_knows_the_project():
     assert {"model", "handler", "scripts", "train", "tests"} <= PROJECT
+    assert ARCHIVED == PACKAGES  # what the archive carries
     # The direct serving requirements' import names: what the handler and the serving library may use.
     assert {"torch", "ts", "yaml", "numpy", "PIL", "requests", "psutil", "prometheus_client", "captum"} <= ALLOWED
     assert not {"matplotlib", "seaborn", "sklearn", "tqdm", "torchvision"} & ALLOWED
@@ -36,7 +38,7 @@ def test_the_rule_covers_every_serving_folder_and_knows_the_project():
         ("import scripts.bench.serve", "scripts.bench.serve"),
         ("from scripts.accuracy import styles", "scripts.accuracy"),
         ("from scripts import demo", "scripts.demo"),
-        ("from scripts import cli, deploy", "scripts.deploy"),
+        ("from scripts import bench as b", "scripts.bench"),
         ("from tests.support import encode", "tests.support"),
         ("def lazily():\n    from train.renderers import user_style", "train.renderers"),
         ("from ..train import calibrate", "train"),
@@ -54,6 +56,15 @@ def test_a_serving_module_importing_training_tools_or_other_packages_is_a_violat
     assert violations(source) == [module]
 
 
+@pytest.mark.parametrize("module", ["handler.ink", "model.calibration"])
+def test_the_archived_packages_import_nothing_the_archive_does_not_carry(module):
+    assert violations("from scripts.serving.paths import ROOT", module) == ["scripts.serving.paths"]
+    assert violations("from scripts import cli", module) == ["scripts.cli"]
+    assert violations("from model.cnn import MnistCNN\nfrom handler.ink import box3", module) == []
+    # The serving library may use them and itself.
+    assert violations("from model.cnn import MnistCNN\nfrom scripts.serving import config", "scripts.serving.x") == []
+
+
 def test_the_serving_side_may_import_itself_the_standard_library_and_its_requirements():
     source = "\n".join(
         [
@@ -62,9 +73,6 @@ def test_the_serving_side_may_import_itself_the_standard_library_and_its_require
             "from model.cnn import MnistCNN",
             "from handler.preprocess import to_model_input",
             "from . import explain",
-            "from scripts.cli import OneLineParser",
-            "from scripts import cli",
-            "from scripts.serving.config import configure",
             "import torch, numpy, yaml, requests, psutil, captum",
             "from PIL import Image",
             "from ts.torch_handler.base_handler import BaseHandler",
@@ -72,6 +80,9 @@ def test_the_serving_side_may_import_itself_the_standard_library_and_its_require
         ]
     )
     assert violations(source) == []
+    library = ["from scripts.cli import OneLineParser", "from scripts import cli", "from scripts.serving import config"]
+    assert violations("\n".join(library), "scripts.serving.cli") == []
+    assert violations("from scripts import cli, deploy", "scripts.serving.cli") == ["scripts.deploy"]
 
 
 def test_relative_imports_resolve_from_the_module_or_package():
