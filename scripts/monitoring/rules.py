@@ -1,7 +1,7 @@
 """The Prometheus Operator's PrometheusRule, rendered from the plain rules file (the one source).
 
-    python -m scripts.monitoring.rules            # rewrite deploy/monitoring/prometheusrule.yaml
-    python -m scripts.monitoring.rules --check    # exit 1 when it differs from what rules.yml gives
+python -m scripts.monitoring.rules            # rewrite deploy/monitoring/prometheusrule.yaml
+python -m scripts.monitoring.rules --check    # exit 1 when it differs from what rules.yml gives
 """
 
 import argparse
