@@ -44,7 +44,8 @@ def test_promtool_checks_the_rules_and_the_scrape_configuration():
 @needs_promtool
 def test_promtool_refuses_a_broken_expression(tmp_path):
     broken = tmp_path / "rules.yml"
-    broken.write_text((MONITORING / "rules.yml").read_text().replace("rate(Requests5XX[5m])", "rate(Requests5XX[5m)", 1))
+    text = (MONITORING / "rules.yml").read_text()
+    broken.write_text(text.replace("rate(Requests5XX[5m])", "rate(Requests5XX[5m)", 1))
     result = promtool("check", "rules", broken)
     assert result.returncode != 0 and "rules.yml" in result.stderr + result.stdout
 

@@ -68,8 +68,8 @@ MISTAKES = [
     ("monitoring/servicemonitor.yaml", "scrapeTimeout:", "scrapeTimout:", "'scrapeTimout' was unexpected"),
     ("monitoring/servicemonitor.yaml", "interval: 15s", "interval: 15 seconds", "does not match"),
     ("monitoring/servicemonitor.yaml", "- port: metrics", "- port: metric", "port 'metric' is not a named port"),
-    ("monitoring/podmonitor.yaml", "podMetricsEndpoints:", "podMetricEndpoints:", "'podMetricEndpoints' was unexpected"),
-    ("monitoring/podmonitor.yaml", "      app.kubernetes.io/name: mnist-serve\n  pod", "      app: mnist\n  pod", "matches no"),
+    ("monitoring/podmonitor.yaml", "podMetricsEndpoints:", "podMetricEndpoint:", "'podMetricEndpoint' was unexpected"),
+    ("monitoring/podmonitor.yaml", "name: mnist-serve\n  podMetrics", "name: mnist\n  podMetrics", "matches no"),
     ("monitoring/prometheusrule.yaml", "  groups:", "  group:", "'group' was unexpected"),
     ("monitoring/prometheusrule.yaml", "for: 2m", "for: 3m", "differ from rules.yml's"),
 ]
