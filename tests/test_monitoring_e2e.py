@@ -20,7 +20,8 @@ import requests
 import yaml
 from PIL import Image, ImageDraw
 
-from scripts.monitoring import rules
+from scripts.monitoring import plot, rules
+from scripts.monitoring import traffic as monitoring_traffic
 from scripts.serving.config import free_ports
 from scripts.serving.paths import ROOT
 from scripts.serving.process import serve_checkpoint
@@ -247,6 +248,18 @@ def test_the_error_alert_fires_when_bad_pictures_dominate(stack, traffic):
         assert requests.post(url, data=b"not a picture", headers=auth, timeout=30).status_code == 400
     wait(lambda: "MnistBadRequests" in prometheus.firing(), "MnistBadRequests to fire")
     assert "MnistServerErrors" not in prometheus.firing()
+
+
+def test_the_demonstration_traffic_and_the_panels_figure(stack, traffic, tmp_path):
+    server, prometheus = stack
+    counts = monitoring_traffic.run(server, seconds=3, concurrency=2, bad_share=0.2, non_digit_share=0.3)
+    assert counts["digit 200"] > 0 and counts["non-digit 200"] > 0 and counts["bad 400"] > 0
+    assert set(counts) <= {"digit 200", "non-digit 200", "bad 400"}
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    for panel in panels:
+        assert plot.panel_series(prometheus.url, panel, time.time() - 60, time.time(), 1, VARIABLES), panel["title"]
+    figure = plot.plot(prometheus.url, 1, tmp_path / "panels.png", rate_interval="10s")
+    assert figure.read_bytes().startswith(b"\x89PNG")
 
 
 def test_the_down_alert_fires_once_torchserve_stops(stack, traffic):

@@ -27,14 +27,14 @@ DASHBOARD = ROOT / "deploy" / "monitoring" / "dashboard.json"
 UNITS = {"reqps": "requests/s", "ms": "ms", "none": "", "percentunit": "share"}
 
 
-def panel_series(prometheus: str, panel: dict, start: float, end: float, variables: dict) -> list:
+def panel_series(prometheus: str, panel: dict, start: float, end: float, step: int, variables: dict) -> list:
     """[(legend, [times], [values])] for each series of each target of ``panel``."""
     series = []
     for target in panel["targets"]:
         expr = target["expr"]
         for name, value in variables.items():
             expr = expr.replace(name, value)
-        params = {"query": expr, "start": start, "end": end, "step": variables["step"]}
+        params = {"query": expr, "start": start, "end": end, "step": step}
         answer = requests.get(f"{prometheus}/api/v1/query_range", params=params, timeout=30).json()
         if answer.get("status") != "success":
             raise ValueError(f"{panel['title']}: {expr}: {answer.get('error')}")
@@ -51,11 +51,12 @@ def plot(prometheus: str, minutes: float, out: Path, model: str = "mnist", rate_
     panels = json.loads(DASHBOARD.read_text())["panels"]
     end = time.time()
     start = end - minutes * 60
-    variables = {"$__rate_interval": rate_interval, "$model": model, "step": max(1, int(minutes * 60 / 300))}
+    variables = {"$__rate_interval": rate_interval, "$model": model}
+    step = max(1, int(minutes * 60 / 300))
     rows = math.ceil(len(panels) / 2)
     figure, axes = plt.subplots(rows, 2, figsize=(13, 3.2 * rows), sharex=True)
     for axis, panel in zip(axes.flat, panels, strict=False):
-        for legend, times, values in panel_series(prometheus, panel, start, end, variables):
+        for legend, times, values in panel_series(prometheus, panel, start, end, step, variables):
             axis.plot(times, values, label=legend, linewidth=1.2)
         axis.set_title(panel["title"], fontsize=10)
         axis.set_ylabel(UNITS.get(panel["fieldConfig"]["defaults"].get("unit"), ""), fontsize=8)
