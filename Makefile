@@ -160,7 +160,7 @@ image: $(STAMP) ## Build the container image (deploy/Dockerfile) with docker or 
 	echo "building $(IMAGE) with $$engine from build/image" && \
 	$$engine build -f deploy/Dockerfile -t $(IMAGE) build/image
 
-deploy-check: $(STAMP) ## Validate deploy/ offline: Kubernetes schemas, KServe's CRD schema, the kustomize build
+deploy-check: $(STAMP) ## Validate deploy/ offline: Kubernetes schemas, KServe's and the Prometheus Operator's CRD schemas, the kustomize build
 	$(PY) -m scripts.deploy.check
 
 # ---- monitoring ----------------------------------------------------------
