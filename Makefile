@@ -161,5 +161,17 @@ image: $(STAMP) ## Build the container image (deploy/Dockerfile) with docker or 
 	echo "building $(IMAGE) with $$engine from build/image" && \
 	$$engine build -f deploy/Dockerfile -t $(IMAGE) build/image
 
-deploy-check: $(STAMP) ## Validate deploy/ offline: Kubernetes schemas, KServe's CRD schema, the kustomize build
+deploy-check: $(STAMP) ## Validate deploy/ offline: Kubernetes schemas, KServe's and the Prometheus Operator's CRD schemas, the kustomize build
 	$(PY) -m scripts.deploy.check
+
+# ---- monitoring ----------------------------------------------------------
+.PHONY: monitor monitor-stop
+
+MONITOR_PORT ?= 9090
+EXPORTER_PORT ?= 9091
+
+monitor: $(STAMP) ## Start a local Prometheus (MONITOR_PORT=9090) and the worker exporter against the running server; print where to look
+	@$(PY) -m scripts.monitoring.monitor start --port $(MONITOR_PORT) --exporter-port $(EXPORTER_PORT)
+
+monitor-stop: $(STAMP) ## Stop make monitor's Prometheus and worker exporter
+	@$(PY) -m scripts.monitoring.monitor stop

@@ -17,7 +17,9 @@ import functools
 import logging
 
 import torch
+from ts.handler_utils.timer import timed
 
+from handler.batch import Batch
 from handler.decode import RequestError
 from handler.preprocess import normalize
 from model import MNIST_MEAN, MNIST_STD
@@ -97,35 +99,43 @@ def integrated_gradients(
     return attributions.detach()
 
 
-def explain_batch(handler, batch: torch.Tensor, rows: list) -> list:
-    """Answers for a batch holding explanation requests: explanations for those, predictions for the rest.
+class Explanations:
+    """The explanations route, mixed into a handler that has ``preprocess``, ``inference``, ``answers``, ``respond``.
 
-    ``batch`` is ``handler.preprocess(rows)``: the good requests' inputs in order, the bad ones in
-    ``handler.errors``. A bad ``target`` joins those as a 400 before the forward pass.
+    It replaces BaseHandler's ``_is_explain`` (which reads the first request only) and ``explain_handle``.
     """
-    context = handler.context
-    positions = [index for index in range(len(rows)) if index not in handler.errors]
-    keep, targets = [], {}
-    for row_index, index in enumerate(positions):
-        if requested(context, index):
-            try:
-                targets[index] = target_of(rows[index])
-            except RequestError as error:
-                handler.errors[index] = (400, str(error))
-                continue
-        keep.append(row_index)
-    batch = batch[keep]
-    answers = handler.answers(handler.inference(batch))
-    explained = [(row_index, index) for row_index, index in enumerate(positions[i] for i in keep) if index in targets]
-    if not explained:
-        return handler.respond(answers)
-    chosen = [targets[index] if targets[index] is not None else answers[index]["digit"] for _, index in explained]
-    inputs = batch[[row_index for row_index, _ in explained]]
-    maps = integrated_gradients(handler.model, inputs, chosen)
-    views = model_view(inputs)
-    for k, (_, index) in enumerate(explained):
-        answer = answers[index]
-        answer["target"] = chosen[k]
-        answer["input"] = views[k]
-        answer["attributions"] = [[round(v, ATTRIBUTION_DECIMALS) for v in row] for row in maps[k, 0].tolist()]
-    return handler.respond(answers)
+
+    def _is_explain(self) -> bool:
+        """True when any request of the batch came through an explanations route."""
+        return any_requested(self.context)
+
+    @timed
+    def explain_handle(self, data_preprocess: Batch, raw_data: list) -> list:
+        """Explanations for the requests that asked for one, predictions for the others.
+
+        ``data_preprocess`` is ``self.preprocess(raw_data)``. A bad ``target`` joins the batch's
+        errors as a 400 before the forward pass.
+        """
+        refused = {}
+        targets = {}
+        for index in data_preprocess.good():
+            if requested(self.context, index):
+                try:
+                    targets[index] = target_of(raw_data[index])
+                except RequestError as error:
+                    refused[index] = (400, str(error))
+        batch = self.inference(data_preprocess.refuse(refused))
+        answers = self.answers(batch)
+        explained = [(row, index) for row, index in enumerate(batch.good()) if index in targets]
+        if not explained:
+            return self.respond(answers)
+        chosen = [targets[index] if targets[index] is not None else answers[index]["digit"] for _, index in explained]
+        inputs = batch.inputs[[row for row, _ in explained]]
+        maps = integrated_gradients(self.model, inputs, chosen)
+        views = model_view(inputs)
+        for k, (_, index) in enumerate(explained):
+            answer = answers[index]
+            answer["target"] = chosen[k]
+            answer["input"] = views[k]
+            answer["attributions"] = [[round(v, ATTRIBUTION_DECIMALS) for v in row] for row in maps[k, 0].tolist()]
+        return self.respond(answers)

@@ -18,8 +18,9 @@ import torch
 from ts.handler_utils.timer import timed
 from ts.torch_handler.base_handler import BaseHandler
 
-from handler import explain
+from handler.batch import Batch
 from handler.decode import RequestError, request_image
+from handler.explain import Explanations
 from handler.preprocess import PreprocessError, to_model_input
 from handler.ts_compat import quiet_per_batch_log
 from model.calibration import Answer, answer, load_calibration
@@ -37,8 +38,14 @@ NOT_A_DIGIT_NOTE = (
 )
 
 
-class MnistHandler(BaseHandler):
-    """Decode each request, run the good ones as one batch, answer 400 for the bad ones."""
+class MnistHandler(Explanations, BaseHandler):
+    """Decode each request, run the good ones as one batch, answer 400 for the bad ones.
+
+    The stages are BaseHandler's hooks under ``@timed``: with ``handler: profile: true`` in the model
+    config each batch reports ``ts_handler_preprocess``, ``ts_handler_inference`` and
+    ``ts_handler_postprocess`` (milliseconds) through TorchServe's metrics (handler/metrics.yaml).
+    Explanations come from :class:`handler.explain.Explanations`.
+    """
 
     calibration = None  # the archive's model.calibration.Calibration, once initialize() has loaded it
 
@@ -51,7 +58,6 @@ class MnistHandler(BaseHandler):
         super().initialize(context)
         quiet_per_batch_log()
         self.model = for_inference(self.model)
-        self.errors = {}
         self.calibration = load_calibration(Path(context.system_properties.get("model_dir"), CALIBRATION_FILE))
         if self.calibration is None:
             logger.warning("no %s in the archive: plain softmax confidence, no not-a-digit check", CALIBRATION_FILE)
@@ -66,54 +72,59 @@ class MnistHandler(BaseHandler):
             zlib.ZLIB_RUNTIME_VERSION,
         )
 
-    def preprocess(self, data):
-        """Return the (n_good, 1, 28, 28) batch; remember a client message per bad position."""
-        self.errors = {}
+    @timed
+    def preprocess(self, data) -> Batch:
+        """Decode and preprocess each request: the good ones' model inputs, a client message per bad one."""
+        errors = {}
         tensors = []
         if not data:  # KServe's envelope found no instances in the request
-            self.errors[0] = (400, NO_INSTANCES)
+            errors[0] = (400, NO_INSTANCES)
             data = []
         for idx, row in enumerate(data):
             try:
                 headers = self.context.get_all_request_header(self._request_of(idx)) if self.context else {}
                 tensors.append(to_model_input(request_image(row, headers)))
             except (RequestError, PreprocessError) as error:
-                self.errors[idx] = (400, str(error))
+                errors[idx] = (400, str(error))
             except Exception:  # a bug must cost this request, not the whole batch or the worker
                 logger.exception("preprocessing request %d failed", idx)
-                self.errors[idx] = (500, "the server could not process this image")
-        if not tensors:
-            return torch.empty(0, 1, 28, 28)
-        return torch.stack(tensors)
+                errors[idx] = (500, "the server could not process this image")
+        return Batch(torch.stack(tensors) if tensors else torch.empty(0, 1, 28, 28), errors)
 
-    def inference(self, data, *args, **kwargs):
-        """One forward pass for the whole batch: a :class:`model.calibration.Answer` on the CPU."""
-        if len(data) == 0:
-            return Answer(data.new_empty(0, 10), None, None)
+    @timed
+    def inference(self, data, *args, **kwargs) -> Batch:
+        """One forward pass for the batch's good requests: the batch with its :class:`model.calibration.Answer`."""
+        batch = data if isinstance(data, Batch) else Batch.of(data)
+        inputs = batch.inputs
+        if len(inputs) == 0:
+            return batch.answered(Answer(inputs.new_empty(0, 10), None, None))
         with torch.inference_mode():
-            inputs = data.to(self.device, memory_format=torch.channels_last)
-            result = Answer(*(t.cpu() if t is not None else None for t in answer(self.model, inputs, self.calibration)))
+            on_device = inputs.to(self.device, memory_format=torch.channels_last)
+            outputs = answer(self.model, on_device, self.calibration)
+            result = Answer(*(t.cpu() if t is not None else None for t in outputs))
         metrics = self.context.metrics if self.context else None
         if metrics is not None:
             metrics.add_counter("InferenceBatches", 1, None, [])
-            metrics.add_counter("InferenceImages", len(data), None, [])
-            flagged = len(data) - int(result.is_digit.sum()) if result.is_digit is not None else 0
+            metrics.add_counter("InferenceImages", len(inputs), None, [])
+            flagged = len(inputs) - int(result.is_digit.sum()) if result.is_digit is not None else 0
             if flagged:
                 metrics.add_counter("NotADigitImages", flagged, None, [])
-        return result
+        return batch.answered(result)
 
-    def postprocess(self, data):
+    @timed
+    def postprocess(self, data: Batch) -> list:
         """One JSON answer per request, in request order; errors get their status code."""
         return self.respond(self.answers(data))
 
-    def answers(self, result: Answer) -> list[dict]:
-        """An answer per row of the batch, in order: the prediction (flagged when not a digit), or the row's error."""
+    def answers(self, batch: Batch) -> list[dict]:
+        """An answer per request of the batch, in order: the prediction (flagged when not a digit), or its error."""
+        result = batch.answer
         predictions = iter(result.probabilities.tolist())
         flags = iter(result.is_digit.tolist()) if result.is_digit is not None else None
         answers = []
-        for idx in range(len(result.probabilities) + len(self.errors)):
-            if idx in self.errors:
-                code, message = self.errors[idx]
+        for idx in range(batch.size):
+            if idx in batch.errors:
+                code, message = batch.errors[idx]
                 answers.append({"code": code, "error": message})
                 continue
             p = next(predictions)
@@ -156,12 +167,3 @@ class MnistHandler(BaseHandler):
 
     def _enveloped(self, rows: int) -> bool:
         return bool(os.environ.get("TS_SERVICE_ENVELOPE")) or rows != self._requests()
-
-    def _is_explain(self):
-        """True when any request of the batch came through an explanations route (TorchServe checks the first)."""
-        return explain.any_requested(self.context)
-
-    @timed
-    def explain_handle(self, data_preprocess, raw_data):
-        """Explanations for the requests that asked for one, predictions for the others: handler/explain.py."""
-        return explain.explain_batch(self, data_preprocess, raw_data)

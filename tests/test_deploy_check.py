@@ -42,6 +42,8 @@ def test_the_manifests_pass():
     for kind in ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"):
         assert f"ok: {kind}/mnist-serve is valid for Kubernetes" in result.stdout
     assert "ok: InferenceService/mnist is valid for KServe's InferenceService schema" in result.stdout
+    for kind in ("ServiceMonitor", "PodMonitor", "PrometheusRule"):
+        assert f"ok: {kind}/mnist-serve is valid for the Prometheus Operator's {kind} schema" in result.stdout
     assert "renders" in result.stdout and result.stderr == ""
 
 
@@ -63,6 +65,13 @@ MISTAKES = [
     ("k8s/service.yaml", "targetPort: metrics", "targetPort: metric", "port 'metric' is not a named port"),
     ("k8s/pdb.yaml", "      app.kubernetes.io/name: mnist-serve", "      app: mnist", "matches no Deployment's pods"),
     ("k8s/hpa.yaml", "    name: mnist-serve\n  minReplicas", "    name: mnist\n  minReplicas", "scaleTargetRef"),
+    ("monitoring/servicemonitor.yaml", "scrapeTimeout:", "scrapeTimout:", "'scrapeTimout' was unexpected"),
+    ("monitoring/servicemonitor.yaml", "interval: 15s", "interval: 15 seconds", "does not match"),
+    ("monitoring/servicemonitor.yaml", "- port: metrics", "- port: metric", "port 'metric' is not a named port"),
+    ("monitoring/podmonitor.yaml", "podMetricsEndpoints:", "podMetricEndpoint:", "'podMetricEndpoint' was unexpected"),
+    ("monitoring/podmonitor.yaml", "name: mnist-serve\n  podMetrics", "name: mnist\n  podMetrics", "matches no"),
+    ("monitoring/prometheusrule.yaml", "  groups:", "  group:", "'group' was unexpected"),
+    ("monitoring/prometheusrule.yaml", "for: 2m", "for: 3m", "differ from rules.yml's"),
 ]
 
 
