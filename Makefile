@@ -148,17 +148,17 @@ bench-coldstart: $(STAMP) $(CALIBRATION) ## p99 of the first requests after read
 	$(PY) -m scripts.bench.serve.coldstart --checkpoint $(CHECKPOINT) $(ARGS)
 
 # ---- deployment ----------------------------------------------------------
-.PHONY: image deploy-check
+.PHONY: image image-host deploy-check
 
 IMAGE ?= mnist-serve:0.1.0
 
-image: $(STAMP) ## Build the container image (deploy/Dockerfile) with docker or podman: IMAGE=mnist-serve:0.1.0
-	@engine=$$(for e in docker podman; do command -v $$e >/dev/null 2>&1 && $$e info >/dev/null 2>&1 && { echo $$e; break; }; done); \
-	if [ -z "$$engine" ]; then echo "make image: no working container engine here (docker info and podman info fail), nothing built"; exit 0; fi; \
-	$(MAKE) --no-print-directory $(CALIBRATION) && \
-	$(SERVE) image-context --checkpoint $(CHECKPOINT) --out build/image && \
-	echo "building $(IMAGE) with $$engine from build/image" && \
-	$$engine build -f deploy/Dockerfile -t $(IMAGE) build/image
+image: $(STAMP) ## Build the container image (deploy/Dockerfile) with docker or podman; fails in one line when neither works: IMAGE=mnist-serve:0.1.0
+	@$(MAKE) --no-print-directory $(CALIBRATION)
+	@$(SERVE) image-context --checkpoint $(CHECKPOINT) --out build/image
+	@scripts/setup/build_image.sh $(IMAGE) build/image
+
+image-host: ## Prepare this Debian host for `make image` (root): podman + runc, containers.conf, a base image; says what it changes
+	@scripts/setup/image_host.sh
 
 deploy-check: $(STAMP) ## Validate deploy/ offline: Kubernetes schemas, KServe's CRD schema, the kustomize build
 	$(PY) -m scripts.deploy.check

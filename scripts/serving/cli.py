@@ -18,7 +18,8 @@ from scripts.serving.archive import build_archive
 from scripts.serving.client import raise_for_status
 from scripts.serving.config import configure
 from scripts.serving.errors import ServeError
-from scripts.serving.foreground import DRAIN_SECONDS, healthy, run
+from scripts.serving.foreground import DRAIN_SECONDS, run
+from scripts.serving.health import problem as health_problem
 from scripts.serving.image import stage_image
 from scripts.serving.kserve import WORKERS as KSERVE_WORKERS
 from scripts.serving.kserve import kserve_configuration, write_kserve_store
@@ -75,7 +76,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_health(args) -> int:
-    problem = healthy(args.run_dir)
+    problem = health_problem(args.run_dir, live=args.live)
     print(problem or "healthy")
     return 1 if problem else 0
 
@@ -116,15 +117,20 @@ def cmd_stop(args) -> None:
     print(f"TorchServe (pid {server.pid}) stopped.")
 
 
-def cmd_status(args) -> None:
+def cmd_status(args) -> int:
     server = Server.load(args.run_dir)
     if server is None:
         print("TorchServe is not running.")
-        return
+        return 0
     description = server.describe()
     print(f"TorchServe is running (pid {server.pid}); model {server.model}, batch size {description.get('batchSize')}")
     _print_workers(description["workers"])
     _print_endpoints(server)
+    problem = health_problem(args.run_dir, live=True)
+    if problem:
+        print(f"error: unhealthy: {problem}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_scale(args) -> None:
@@ -215,7 +221,8 @@ def build_parser() -> OneLineParser:
         help=f"seconds of serving after SIGTERM before stopping (env MNIST_SERVE_DRAIN, default {DRAIN_SECONDS:g})",
     )
     sub.set_defaults(run=cmd_run)
-    sub = commands.add_parser("health", help="exit 0 when warmed up and /ping answers (the container's HEALTHCHECK)")
+    sub = commands.add_parser("health", help="exit 0 when warmed up and a worker is READY (as the HEALTHCHECK)")
+    sub.add_argument("--live", action="store_true", help="liveness: skip the warm-up's ready marker")
     sub.set_defaults(run=cmd_health)
     sub = commands.add_parser("image-context", help="stage the container image's build context (make image)")
     sub.add_argument("--checkpoint", type=Path, default=Path("mnist_cnn.pth"))

@@ -12,14 +12,12 @@ import threading
 import time
 from pathlib import Path
 
-import requests
-
 from scripts.serving.config import configure
 from scripts.serving.errors import ServeError
+from scripts.serving.health import READY_MARKER
 from scripts.serving.process import Server, start
 from scripts.serving.warmup import warm_up
 
-READY_MARKER = "ready"
 # Requests still arriving after the marker is gone are answered for this long.
 DRAIN_SECONDS = 5.0
 # The queue must stay empty this long before TorchServe stops.
@@ -75,19 +73,3 @@ def drain(server: Server, seconds: float) -> None:
         elif time.monotonic() - quiet_since >= QUIET_SECONDS:
             return
         time.sleep(0.05)
-
-
-def healthy(run_dir: Path) -> str | None:
-    """None when the server in ``run_dir`` is warmed up and answers /ping, else what is wrong."""
-    if not (Path(run_dir) / READY_MARKER).is_file():
-        return "not ready (starting, warming up or stopping)"
-    server = Server.load(run_dir)
-    if server is None:
-        return "TorchServe is not running"
-    try:
-        response = requests.get(f"{server.inference}/ping", headers=server.auth("inference"), timeout=5)
-    except (requests.RequestException, ServeError) as error:
-        return f"no answer from /ping: {error}"
-    if response.status_code != 200:
-        return f"/ping answered {response.status_code}: {response.text.strip()}"
-    return None
