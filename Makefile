@@ -62,7 +62,7 @@ test: $(STAMP) ## Run every test (MNIST_DIR for the ones needing MNIST) and the 
 	$(VENV)/bin/ruff format --check .
 
 test-fast: $(STAMP) ## Run the unit and handler tests only: no TorchServe, no MNIST
-	$(PY) -m pytest -m "not e2e and not mnist"
+	$(PY) -m pytest -m "not e2e and not container and not mnist"
 
 lint: $(STAMP) ## Lint and check formatting only
 	$(VENV)/bin/ruff check .

@@ -7,6 +7,7 @@ answered, then TorchServe stops. TorchServe's own SIGTERM handling closes every 
 once, requests in flight included (docs/deploy.md), hence this order.
 """
 
+import os
 import signal
 import threading
 import time
@@ -18,6 +19,9 @@ from scripts.serving.health import READY_MARKER
 from scripts.serving.process import Server, start
 from scripts.serving.warmup import warm_up
 
+# The frontend's JVM options in the container (env MNIST_SERVE_VMARGS replaces them; empty: the JVM's defaults).
+VMARGS_ENV = "MNIST_SERVE_VMARGS"
+VMARGS = ""
 # Requests still arriving after the marker is gone are answered for this long.
 DRAIN_SECONDS = 5.0
 # The queue must stay empty this long before TorchServe stops.
@@ -33,7 +37,9 @@ def run(run_dir: Path, warmup_seconds: float, drain_seconds: float = DRAIN_SECON
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
     # TS_* variables override any setting (enable_envvars_config); keys live in the writable run dir.
-    config = configure(properties={"enable_envvars_config": "true"}).write(run_dir / "config.properties")
+    # TorchServe reads the JVM's options from its properties file only, hence MNIST_SERVE_VMARGS.
+    properties = {"enable_envvars_config": "true", "vmargs": os.environ.get(VMARGS_ENV, VMARGS) or None}
+    config = configure(properties=properties).write(run_dir / "config.properties")
     server = start(config, run_dir, cwd=run_dir)
     try:
         log(f"TorchServe is up (pid {server.pid}) at {server.inference}")

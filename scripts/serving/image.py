@@ -5,6 +5,7 @@ archive whose members have not changed is kept as it is, so a second `make image
 """
 
 import filecmp
+import json
 import shutil
 import tempfile
 import zipfile
@@ -28,9 +29,18 @@ CONTENTS = (
 SKIP = shutil.ignore_patterns("__pycache__", "*.pyc")
 
 
-def _members(archive: Path) -> list[tuple[str, int]]:
+def _members(archive: Path) -> list[tuple[str, object]]:
+    """The archive's members and their checksums; the manifest without its creation time."""
     with zipfile.ZipFile(archive) as mar:
-        return sorted((info.filename, info.CRC) for info in mar.infolist())
+        members = []
+        for info in mar.infolist():
+            if info.filename.endswith("MANIFEST.json"):
+                manifest = json.loads(mar.read(info))
+                manifest.pop("createdOn", None)
+                members.append((info.filename, json.dumps(manifest, sort_keys=True)))
+            else:
+                members.append((info.filename, info.CRC))
+        return sorted(members)
 
 
 def _same(new: Path, old: Path) -> bool:
