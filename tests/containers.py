@@ -1,4 +1,4 @@
-"""Helpers for the live container tests: podman, the image built from the repository, containers run as in production."""
+"""Helpers for the live container tests: podman, the image built from the repository, containers as in production."""
 
 import json
 import shutil

@@ -4,7 +4,6 @@ Skipped with the reason when podman cannot run containers here (`make image-host
 CI does). One image build per session; the cold build is the slow part (docs/deploy.md).
 """
 
-import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor

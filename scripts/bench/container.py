@@ -1,6 +1,6 @@
 """The image's start-up, first requests and memory, measured live with podman.
 
-    python -m scripts.bench.container --variants shipped "jvm-default:MNIST_SERVE_VMARGS=" -> reports/bench_container.json
+    python -m scripts.bench.container --variants shipped "c1:MNIST_SERVE_VMARGS=-XX:TieredStopAtLevel=1"
 
 Each variant runs a fresh container of ``--image`` with the production flags (read-only root,
 no capabilities, ``--cpus 2 --memory 1536m``) and its environment (``NAME:KEY=VALUE,KEY=VALUE``), then:
@@ -10,6 +10,7 @@ load again (the warm reference); the container's memory at rest and its peak und
 """
 
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -46,9 +47,10 @@ class Running(Client):
 
 
 def _bytes(text: str) -> float:
+    """``512.3MB``, ``1.2GiB``, ... as podman stats writes them, in bytes."""
     units = {"B": 1, "kB": 1e3, "KB": 1e3, "MB": 1e6, "GB": 1e9, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
-    number = text.strip().rstrip("BKMGiBk")
-    return float(number) * units[text.strip()[len(number) :].strip()]
+    number, unit = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]+)\s*", text).groups()
+    return float(number) * units[unit]
 
 
 def java_pid(name: str) -> int | None:
