@@ -24,6 +24,7 @@ from scripts.serving.image import stage_image
 from scripts.serving.kserve import WORKERS as KSERVE_WORKERS
 from scripts.serving.kserve import kserve_configuration, write_kserve_store
 from scripts.serving.process import READY_TIMEOUT, Server, log_tail, start
+from scripts.serving.warmup import MIN_REQUESTS as WARMUP_REQUESTS
 from scripts.serving.warmup import WARMUP_SECONDS, warm_up
 
 PORT_OPTIONS = ("inference", "management", "metrics", "grpc_inference", "grpc_management")
@@ -72,7 +73,7 @@ def cmd_image_context(args) -> None:
 
 
 def cmd_run(args) -> int:
-    return run(args.run_dir, args.warmup, args.drain)
+    return run(args.run_dir, args.warmup, args.drain, warmup_requests=args.warmup_requests)
 
 
 def cmd_health(args) -> int:
@@ -213,6 +214,13 @@ def build_parser() -> OneLineParser:
         type=float,
         default=float(os.environ.get("MNIST_SERVE_WARMUP", WARMUP_SECONDS)),
         help=f"most seconds of warm-up before ready (env MNIST_SERVE_WARMUP, default {WARMUP_SECONDS:g})",
+    )
+    sub.add_argument(
+        "--warmup-requests",
+        type=int,
+        default=int(os.environ.get("MNIST_SERVE_WARMUP_REQUESTS", WARMUP_REQUESTS)),
+        help="fewest predictions before the warm-up may end on a quiet JIT "
+        f"(env MNIST_SERVE_WARMUP_REQUESTS, default {WARMUP_REQUESTS})",
     )
     sub.add_argument(
         "--drain",

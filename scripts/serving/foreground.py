@@ -17,7 +17,7 @@ from scripts.serving.config import configure
 from scripts.serving.errors import ServeError
 from scripts.serving.health import READY_MARKER
 from scripts.serving.process import Server, start
-from scripts.serving.warmup import warm_up
+from scripts.serving.warmup import MIN_REQUESTS, warm_up
 
 # The frontend's JVM options in the container (env MNIST_SERVE_VMARGS replaces them; empty: the JVM's defaults).
 VMARGS_ENV = "MNIST_SERVE_VMARGS"
@@ -28,7 +28,13 @@ DRAIN_SECONDS = 5.0
 QUIET_SECONDS = 0.5
 
 
-def run(run_dir: Path, warmup_seconds: float, drain_seconds: float = DRAIN_SECONDS, log=print) -> int:
+def run(
+    run_dir: Path,
+    warmup_seconds: float,
+    drain_seconds: float = DRAIN_SECONDS,
+    log=print,
+    warmup_requests: int = MIN_REQUESTS,
+) -> int:
     """Serve until SIGTERM/SIGINT; 0 after a graceful stop, 1 when TorchServe exits by itself."""
     run_dir = Path(run_dir).resolve()
     marker = run_dir / READY_MARKER
@@ -44,7 +50,7 @@ def run(run_dir: Path, warmup_seconds: float, drain_seconds: float = DRAIN_SECON
     try:
         log(f"TorchServe is up (pid {server.pid}) at {server.inference}")
         if not stopping.is_set():
-            log(warm_up(server, server.pid, warmup_seconds, stop=stopping).summary())
+            log(warm_up(server, server.pid, warmup_seconds, stop=stopping, min_requests=warmup_requests).summary())
         if not stopping.is_set():
             marker.write_text(f"{time.time():.0f}\n")
             log("ready")
