@@ -34,7 +34,8 @@ def pod_yaml(tmp_path_factory, mnist_epoch):
         assert result.returncode == 0, result.stderr[-3000:]
     port = free_ports(("inference",))["inference"]
     out = work / "pod.yaml"
-    command = [sys.executable, "-m", "scripts.deploy.pod", "--image", IMAGE, "--host-port", str(port), "--out", str(out)]
+    command = [sys.executable, "-m", "scripts.deploy.pod", "--image", IMAGE, "--host-port", str(port)]
+    command += ["--out", str(out)]
     rendered = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert rendered.returncode == 0, rendered.stderr
     assert "hostPort" in rendered.stdout and "replicas: 1" in rendered.stdout  # it says what it changes
