@@ -18,13 +18,12 @@ from scripts.serving.archive import build_archive
 from scripts.serving.client import raise_for_status
 from scripts.serving.config import configure
 from scripts.serving.errors import ServeError
-from scripts.serving.foreground import DRAIN_SECONDS, run
+from scripts.serving.foreground import DRAIN_SECONDS, WARMUP_REQUESTS, run
 from scripts.serving.health import problem as health_problem
 from scripts.serving.image import stage_image
 from scripts.serving.kserve import WORKERS as KSERVE_WORKERS
 from scripts.serving.kserve import kserve_configuration, write_kserve_store
 from scripts.serving.process import READY_TIMEOUT, Server, log_tail, start
-from scripts.serving.warmup import MIN_REQUESTS as WARMUP_REQUESTS
 from scripts.serving.warmup import WARMUP_SECONDS, warm_up
 
 PORT_OPTIONS = ("inference", "management", "metrics", "grpc_inference", "grpc_management")

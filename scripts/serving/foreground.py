@@ -17,11 +17,16 @@ from scripts.serving.config import configure
 from scripts.serving.errors import ServeError
 from scripts.serving.health import READY_MARKER
 from scripts.serving.process import Server, start
-from scripts.serving.warmup import MIN_REQUESTS, warm_up
+from scripts.serving.warmup import warm_up
 
 # The frontend's JVM options in the container (env MNIST_SERVE_VMARGS replaces them; empty: the JVM's defaults).
+# C1 only: the frontend's hot code is compiled once, early, instead of being recompiled by C2 in waves over
+# tens of thousands of requests, so the warm-up can end as soon as the JIT is quiet; the workers, not the
+# frontend, bound the throughput (docs/deploy.md has the measurements).
 VMARGS_ENV = "MNIST_SERVE_VMARGS"
-VMARGS = ""
+VMARGS = "-XX:TieredStopAtLevel=1"
+# With C1 only, the JIT goes quiet after a few thousand requests; the warm-up needs no more than this.
+WARMUP_REQUESTS = 5_000
 # Requests still arriving after the marker is gone are answered for this long.
 DRAIN_SECONDS = 5.0
 # The queue must stay empty this long before TorchServe stops.
@@ -33,7 +38,7 @@ def run(
     warmup_seconds: float,
     drain_seconds: float = DRAIN_SECONDS,
     log=print,
-    warmup_requests: int = MIN_REQUESTS,
+    warmup_requests: int = WARMUP_REQUESTS,
 ) -> int:
     """Serve until SIGTERM/SIGINT; 0 after a graceful stop, 1 when TorchServe exits by itself."""
     run_dir = Path(run_dir).resolve()
