@@ -53,6 +53,7 @@ class Container:
 
     def __init__(self, name: str, port: int, run_dir: Path, *options: str, env: dict | None = None):
         self.name, self.port, self.run_dir = name, port, run_dir
+        self._auth: dict = {}
         run_dir.mkdir(parents=True, exist_ok=True)
         run_dir.chmod(0o777)  # written by the image's uid 10001
         podman("rm", "-f", "--ignore", name)
@@ -89,8 +90,16 @@ class Container:
         result = podman("logs", self.name, check=False)
         return result.stdout + result.stderr
 
+    def auth(self) -> dict:
+        """The inference key's header (the image keeps token authorization on; its keys are in run/)."""
+        if not self._auth and (self.run_dir / "key_file.json").is_file():
+            keys = json.loads((self.run_dir / "key_file.json").read_text())
+            self._auth = {"Authorization": f"Bearer {keys['inference']['key']}"}
+        return self._auth
+
     def predict(self, body: bytes, session: requests.Session | None = None) -> requests.Response:
-        return (session or requests).post(self.url, data=body, headers={"Content-Type": "image/png"}, timeout=30)
+        headers = {**self.auth(), "Content-Type": "image/png"}
+        return (session or requests).post(self.url, data=body, headers=headers, timeout=30)
 
     def remove(self) -> None:
         podman("rm", "-f", "--time", "5", "--ignore", self.name, check=False)
