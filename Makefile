@@ -148,7 +148,7 @@ bench-coldstart: $(STAMP) $(CALIBRATION) ## p99 of the first requests after read
 	$(PY) -m scripts.bench.serve.coldstart --checkpoint $(CHECKPOINT) $(ARGS)
 
 # ---- deployment ----------------------------------------------------------
-.PHONY: image image-host deploy-check
+.PHONY: image image-host pod pod-down deploy-check
 
 IMAGE ?= mnist-serve:0.1.0
 
@@ -156,6 +156,17 @@ image: $(STAMP) ## Build the container image (deploy/Dockerfile) with docker or 
 	@$(MAKE) --no-print-directory $(CALIBRATION)
 	@$(SERVE) image-context --checkpoint $(CHECKPOINT) --out build/image
 	@scripts/setup/build_image.sh $(IMAGE) build/image
+
+POD_PORT ?= 8080
+
+pod: $(STAMP) ## Play the rendered Deployment on this host with podman kube play (after make image; POD_PORT=8080)
+	@$(PY) -m scripts.deploy.pod --image $(IMAGE) --host-port $(POD_PORT) --out build/pod.yaml
+	@podman kube play build/pod.yaml
+	@echo "ready once 'podman exec mnist-serve-pod-0-torchserve python -m scripts.serving.health --run-dir run' says healthy; stop: make pod-down"
+
+pod-down: ## Stop the pod of make pod within its grace period, then remove it
+	@podman pod stop --time 45 mnist-serve-pod-0 >/dev/null 2>&1 || true
+	@podman kube down build/pod.yaml
 
 image-host: ## Prepare this Debian host for `make image` (root): podman + runc, containers.conf, a base image; says what it changes
 	@scripts/setup/image_host.sh
