@@ -85,7 +85,6 @@ samples: $(STAMP) ## Regenerate the example pictures in samples/ from MNIST (MNI
 
 SERVE := $(PY) -m scripts.serving
 MAR := model_store/mnist.mar
-WORKERS ?= 1
 IMG ?= $(firstword $(wildcard samples/*.png))
 PORTS := $(if $(INFERENCE_PORT),--inference-port $(INFERENCE_PORT)) \
 	$(if $(MANAGEMENT_PORT),--management-port $(MANAGEMENT_PORT)) \
@@ -105,7 +104,9 @@ serve: $(STAMP) ## Start TorchServe on 127.0.0.1 (8080-8082; INFERENCE_PORT=... 
 predict: $(STAMP) ## Send an image to the server: make predict IMG=path/to/digit.png
 	@$(SERVE) predict $(IMG)
 
+# No default: the count already follows the CPUs (scripts/serving/machine.py); scale says how many.
 scale: $(STAMP) ## Set the number of workers, synchronously: make scale WORKERS=2
+	$(if $(WORKERS),,$(error make scale needs the worker count: make scale WORKERS=2))
 	@$(SERVE) scale $(WORKERS)
 
 status: $(STAMP) ## Is TorchServe up? Its workers and endpoints

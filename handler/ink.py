@@ -39,7 +39,7 @@ def box3(a: np.ndarray) -> np.ndarray:
 
 
 def _median(a: np.ndarray) -> float:
-    """``np.median`` of all of ``a``: the same partition without its per-call overhead (4x faster here)."""
+    """``np.median`` of all of ``a``: the same partition without its per-call overhead (dominant on small arrays)."""
     flat = a.ravel()
     k = flat.size // 2
     if flat.size % 2:
@@ -51,8 +51,8 @@ def _median(a: np.ndarray) -> float:
 def _sample(a: np.ndarray, target: int = 1024) -> np.ndarray:
     """A regular subsample of at most about ``target`` pixels: plenty for a median, much cheaper.
 
-    A median costs a partition of every pixel it is given; on a 120x120 picture five of them
-    were half of the preprocessing time.
+    A median costs a partition of every pixel it is given, and the preprocessing takes several
+    per picture.
     """
     step = max(1, math.ceil(math.sqrt(a.size / target)))
     return a[::step, ::step]
@@ -73,7 +73,7 @@ def _tile_level(x: np.ndarray, quantile: float) -> np.ndarray:
     makes the map smooth.
     """
     h, w = x.shape
-    step = 2 if x.size > 16384 else 1  # every other pixel is plenty for a quantile, and 4x cheaper
+    step = 2 if x.size > 16384 else 1  # every other row and column: plenty for a quantile, a quarter of the work
     sub = x[::step, ::step]
     sh, sw = sub.shape
     tile = max(8, max(sh, sw) // 8)
@@ -106,7 +106,7 @@ def _upsample_rows(n_out: int, n_in: int, cell: float) -> np.ndarray:
     """The (n_out, n_in) matrix of bilinear interpolation from cells of ``cell`` pixels, edges clamped.
 
     As Pillow's bilinear upscaling, but two small matrix products replace converting
-    to and from an image and the resize of a padded copy (a third of this stage's time).
+    to and from an image and the resize of a padded copy (costlier than the interpolation itself).
     Cached (read-only): a client's pictures tend to share a size, and building the matrix
     cost as much as using it.
     """

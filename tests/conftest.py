@@ -88,3 +88,16 @@ def mnist_epoch(mnist_dir, tmp_path_factory) -> TrainedRun:
     assert result.returncode == 0, f"python -m train failed:\n{result.stdout}\n{result.stderr}"
     metrics = json.loads((tmp / "reports" / "metrics.json").read_text())
     return TrainedRun(tmp / "mnist_cnn.pth", result.stdout, metrics)
+
+
+@pytest.fixture
+def one_cpu():
+    """This process (and what it starts) restricted to one CPU, as a container's cpuset would."""
+    if not hasattr(os, "sched_setaffinity"):
+        pytest.skip("needs Linux CPU affinity")
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(allowed)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, allowed)

@@ -12,19 +12,6 @@ from tests.support import untrained_checkpoint
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 
-@pytest.fixture
-def one_cpu():
-    """This process (and so the TorchServe it starts) restricted to one CPU, as a container's cgroup would."""
-    if not hasattr(os, "sched_setaffinity"):
-        pytest.skip("needs Linux CPU affinity")
-    allowed = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {min(allowed)})
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, allowed)
-
-
 def worker_count(tmp_path, **overrides) -> int:
     server = serve_checkpoint(untrained_checkpoint(tmp_path / "w.pth"), tmp_path, **overrides)
     try:

@@ -1,7 +1,7 @@
 """A faster drop-in for ``nn.Dropout`` when training on the CPU.
 
 ``nn.Dropout`` draws its mask with ``bernoulli_``, which on the CPU costs about
-one generator call per element (slow on AMD, where MKL's generator takes its slow
+one generator call per element (slower still where MKL's generator takes its slow
 path). Taking eight random bytes from each 64-bit draw is much cheaper
 (docs/decisions.md). The drop probability is rounded to a multiple of 1/256, exact
 for the model's 0.25 and 0.5.

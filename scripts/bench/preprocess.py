@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print("error: no pictures given and samples/ is empty (run `make samples`)", file=sys.stderr)
         return 1
-    torch.set_num_threads(1)  # one thread per worker, as served on 2 cores
+    torch.set_num_threads(1)  # one thread, as each served worker runs
     rows = []
     for path in files:
         try:

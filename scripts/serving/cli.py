@@ -21,7 +21,6 @@ from scripts.serving.errors import ServeError
 from scripts.serving.foreground import DRAIN_SECONDS, WARMUP_REQUESTS, run
 from scripts.serving.health import problem as health_problem
 from scripts.serving.image import stage_image
-from scripts.serving.kserve import WORKERS as KSERVE_WORKERS
 from scripts.serving.kserve import kserve_configuration, write_kserve_store
 from scripts.serving.process import READY_TIMEOUT, Server, log_tail, start
 from scripts.serving.warmup import WARMUP_SECONDS, warm_up
@@ -87,11 +86,10 @@ def cmd_start(args) -> None:
         print(f"TorchServe is already running (pid {running.pid}); nothing changed.")
         _print_endpoints(running)
         return
-    config = args.config
     ports = {name: getattr(args, f"{name}_port") for name in PORT_OPTIONS if getattr(args, f"{name}_port")}
-    if ports:
-        # Relative paths stay relative: TorchServe runs from here, as with the shipped file.
-        config = configure(base=args.config, root=None, ports=ports).write(Path(args.run_dir) / "config.properties")
+    # Rendered for this machine's CPUs (scripts/serving/machine.py). Relative paths stay relative:
+    # TorchServe runs from here, as with the shipped file.
+    config = configure(base=args.config, root=None, ports=ports).write(Path(args.run_dir) / "config.properties")
     print("starting TorchServe, waiting for the model's workers to be READY ...", flush=True)
     server = start(config, args.run_dir, cwd=Path.cwd(), timeout=args.timeout)
     print(f"TorchServe is up (pid {server.pid}), logs in {args.run_dir}/")
@@ -188,7 +186,11 @@ def build_parser() -> OneLineParser:
     sub = commands.add_parser("kserve-store", help="write the storage layout KServe's pytorch runtime mounts")
     sub.add_argument("--checkpoint", type=Path, default=Path("mnist_cnn.pth"))
     sub.add_argument("--out", type=Path, default=Path("build/kserve"))
-    sub.add_argument("--workers", type=positive_int, default=KSERVE_WORKERS, help="workers per pod")
+    sub.add_argument(
+        "--workers",
+        type=positive_int,
+        help="workers per pod (default: one per CPU of the limit in deploy/kserve/inferenceservice.yaml)",
+    )
     sub.set_defaults(run=cmd_kserve_store)
 
     sub = commands.add_parser("start", help="start TorchServe and wait for READY workers")

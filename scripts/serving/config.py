@@ -2,8 +2,8 @@
 
 Each setting is written once, where TorchServe reads it: server settings in ``config.properties``,
 per-model settings (batch size, batch delay, response timeout) in ``handler/model-config.yaml``,
-which the archive carries. The worker count is a server setting (``default_workers_per_model``);
-left unset, TorchServe starts one worker per CPU it may use (or per GPU).
+which the archive carries. The settings that follow the machine (the worker count, Netty's
+threads) come from :mod:`scripts.serving.machine` unless ``config.properties`` sets them.
 
 Every override - ports, workers, batching, extra properties - goes through :func:`configure`,
 which returns a :class:`Configuration`; nothing edits a configuration file's text.
@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 import yaml
 
 from scripts.serving.errors import ServeError
+from scripts.serving.machine import machine_properties
 from scripts.serving.paths import CONFIG, MODEL_CONFIG, MODEL_NAME, ROOT
 
 # The APIs: name -> (property, TorchServe's default).
@@ -86,6 +87,7 @@ def configure(
     root: Path | None = ROOT,
     ports: Mapping[str, int] | None = None,
     workers: int | None = None,
+    cpus: int | None = None,
     batch_size: int | None = None,
     max_batch_delay_ms: int | None = None,
     response_timeout_s: int | None = None,
@@ -95,11 +97,15 @@ def configure(
 
     ``ports`` maps API names (:data:`API_NAMES`) to ports, keeping each address's host;
     ``workers`` sets the worker count (None: TorchServe's default, one per usable CPU or GPU);
+    ``cpus`` is the machine the configuration is for (None: this process's usable CPUs), which
+    sets the per-machine properties ``config.properties`` leaves out (:mod:`scripts.serving.machine`);
     the batching keywords override ``model-config.yaml``; ``properties`` sets any other server
     property (None removes one). Relative file properties are resolved against ``root`` (None keeps them as written,
     for a configuration used on another machine).
     """
-    settings = read_properties(base)
+    if cpus is not None:
+        _check_positive("cpus", cpus)
+    settings = {**machine_properties(cpus), **read_properties(base)}
     model = read_model_settings(model_config)
     for name, port in (ports or {}).items():
         if name not in API_NAMES:

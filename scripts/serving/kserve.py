@@ -8,7 +8,9 @@ the APIs on 8085 (8082 for metrics) on every interface, batches of one (TorchSer
 batching breaks behind KServe's envelopes, which read only a batch's first request; clients send
 several instances per request instead), the model named by a ``model_snapshot`` rendered from the
 same per-model settings as the archive, and token authorization off: every pod would invent its
-own keys, so clients authenticate at the cluster's gateway (docs/deploy.md).
+own keys, so clients authenticate at the cluster's gateway (docs/deploy.md). The snapshot must name
+a worker count: one per CPU of the pod's limit in ``deploy/kserve/inferenceservice.yaml``, and the
+per-machine settings follow that count too (:mod:`scripts.serving.machine`).
 """
 
 import json
@@ -17,22 +19,30 @@ from pathlib import Path
 
 from scripts.serving.archive import build_archive
 from scripts.serving.config import Configuration, configure
-from scripts.serving.paths import METRICS_CONFIG, MODEL_NAME
+from scripts.serving.machine import pod_cpus
+from scripts.serving.paths import METRICS_CONFIG, MODEL_NAME, ROOT
 
 MOUNT = Path("/mnt/models")
 # KServe's samples: inference and management share 8085 (its wrapper has 8080 and 8081).
 PORTS = {"inference": 8085, "metrics": 8082, "grpc_inference": 7070, "grpc_management": 7071}
-# Workers per pod: deploy/kserve/inferenceservice.yaml asks for as many CPUs.
-WORKERS = 2
+# The pods' CPUs are the predictor's CPU limit here.
+INFERENCE_SERVICE = ROOT / "deploy" / "kserve" / "inferenceservice.yaml"
 
 
 def kserve_configuration(
-    mount: Path = MOUNT, workers: int = WORKERS, ports: dict | None = None, host: str = "0.0.0.0"
+    mount: Path = MOUNT,
+    workers: int | None = None,
+    ports: dict | None = None,
+    host: str = "0.0.0.0",
+    manifest: Path = INFERENCE_SERVICE,
 ) -> Configuration:
     """The configuration TorchServe reads from ``<mount>/config/config.properties`` under KServe.
 
-    ``ports`` and ``host`` move the APIs (the local simulation runs on free loopback ports).
+    The pods' CPUs come from ``manifest``'s CPU limit: one worker per CPU unless ``workers`` says
+    otherwise. ``ports`` and ``host`` move the APIs (the local simulation runs on free loopback ports).
     """
+    cpus = pod_cpus(manifest)
+    workers = workers or cpus
     ports = {**PORTS, **(ports or {})}
     model = configure(root=None, batch_size=1).model
     version = {"defaultVersion": True, "marName": f"{MODEL_NAME}.mar", "minWorkers": workers, "maxWorkers": workers}
@@ -43,6 +53,7 @@ def kserve_configuration(
         root=None,
         batch_size=1,
         workers=workers,
+        cpus=cpus,
         properties={
             "inference_address": f"http://{host}:{ports['inference']}",
             "management_address": f"http://{host}:{ports['inference']}",
