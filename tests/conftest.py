@@ -1,6 +1,6 @@
 """Shared fixtures (the real MNIST copy, a model trained on it) and the test kinds.
 
-Every test has exactly one kind, from a module-level ``pytestmark``: ``unit``, ``handler`` or ``e2e``
+Every test has exactly one kind, from a module-level ``pytestmark``: ``unit``, ``handler``, ``e2e`` or ``container``
 (pyproject.toml describes them). Tests that use MNIST (the ``mnist_dir``/``mnist`` fixtures, directly
 or through another fixture) are marked ``mnist`` here, so ``-m "not mnist"`` never needs the data set.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-KINDS = ("unit", "handler", "e2e")
+KINDS = ("unit", "handler", "e2e", "container")
 ROOT = Path(__file__).resolve().parent.parent
 UNSET = "needs the full MNIST data set: set MNIST_DIR to the folder with the four IDX files"
 

@@ -28,7 +28,9 @@ SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "7_mnist.png"
 @pytest.fixture(scope="module")
 def image_dir(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("image")
-    return stage_image(untrained_checkpoint(workdir / "w.pth"), workdir / "srv")
+    image_dir = stage_image(untrained_checkpoint(workdir / "w.pth"), workdir / "srv")
+    (image_dir / "run").mkdir()  # the Dockerfile makes it, owned by the server's user
+    return image_dir
 
 
 def entrypoint_env(ports: dict[str, int], **extra) -> dict:
@@ -61,9 +63,20 @@ def cli(image_dir: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=image_dir, env=env, capture_output=True, text=True, timeout=60)
 
 
-def test_the_image_layout_holds_what_the_entrypoint_imports(image_dir):
-    assert {p.name for p in image_dir.iterdir()} == {*CONTENTS, "model_store", "run"}
+def test_the_image_holds_the_serving_side_only(image_dir):
+    top = {name.split("/")[0] for name in CONTENTS}
+    assert {p.name for p in image_dir.iterdir()} == {*top, "samples", "model_store", "run"}
+    assert not {"train", "tests", "requirements.txt"} & {p.name for p in image_dir.iterdir()}
+    assert {p.name for p in (image_dir / "scripts").iterdir()} == {"__init__.py", "cli.py", "serving", "setup"}
     assert (image_dir / "model_store" / "mnist.mar").is_file()
+
+
+def test_restaging_an_unchanged_context_touches_no_file(image_dir, tmp_path):
+    """A second `make image` reuses every layer only when the context's files keep their timestamps."""
+    before = {p: p.stat().st_mtime_ns for p in image_dir.rglob("*") if p.is_file() and "run" not in p.parts}
+    stage_image(untrained_checkpoint(tmp_path / "w.pth"), image_dir)
+    after = {p: p.stat().st_mtime_ns for p in image_dir.rglob("*") if p.is_file() and "run" not in p.parts}
+    assert after == before
 
 
 def test_sigterm_under_load_answers_every_request_sent_while_ready(image_dir):

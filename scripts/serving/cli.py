@@ -18,7 +18,8 @@ from scripts.serving.archive import build_archive
 from scripts.serving.client import raise_for_status
 from scripts.serving.config import configure
 from scripts.serving.errors import ServeError
-from scripts.serving.foreground import DRAIN_SECONDS, healthy, run
+from scripts.serving.foreground import DRAIN_SECONDS, WARMUP_REQUESTS, run
+from scripts.serving.health import problem as health_problem
 from scripts.serving.image import stage_image
 from scripts.serving.kserve import kserve_configuration, write_kserve_store
 from scripts.serving.process import READY_TIMEOUT, Server, log_tail, start
@@ -70,11 +71,11 @@ def cmd_image_context(args) -> None:
 
 
 def cmd_run(args) -> int:
-    return run(args.run_dir, args.warmup, args.drain)
+    return run(args.run_dir, args.warmup, args.drain, warmup_requests=args.warmup_requests)
 
 
 def cmd_health(args) -> int:
-    problem = healthy(args.run_dir)
+    problem = health_problem(args.run_dir, live=args.live)
     print(problem or "healthy")
     return 1 if problem else 0
 
@@ -114,15 +115,20 @@ def cmd_stop(args) -> None:
     print(f"TorchServe (pid {server.pid}) stopped.")
 
 
-def cmd_status(args) -> None:
+def cmd_status(args) -> int:
     server = Server.load(args.run_dir)
     if server is None:
         print("TorchServe is not running.")
-        return
+        return 0
     description = server.describe()
     print(f"TorchServe is running (pid {server.pid}); model {server.model}, batch size {description.get('batchSize')}")
     _print_workers(description["workers"])
     _print_endpoints(server)
+    problem = health_problem(args.run_dir, live=True)
+    if problem:
+        print(f"error: unhealthy: {problem}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_scale(args) -> None:
@@ -211,13 +217,21 @@ def build_parser() -> OneLineParser:
         help=f"most seconds of warm-up before ready (env MNIST_SERVE_WARMUP, default {WARMUP_SECONDS:g})",
     )
     sub.add_argument(
+        "--warmup-requests",
+        type=int,
+        default=int(os.environ.get("MNIST_SERVE_WARMUP_REQUESTS", WARMUP_REQUESTS)),
+        help="fewest predictions before the warm-up may end on a quiet JIT "
+        f"(env MNIST_SERVE_WARMUP_REQUESTS, default {WARMUP_REQUESTS})",
+    )
+    sub.add_argument(
         "--drain",
         type=float,
         default=float(os.environ.get("MNIST_SERVE_DRAIN", DRAIN_SECONDS)),
         help=f"seconds of serving after SIGTERM before stopping (env MNIST_SERVE_DRAIN, default {DRAIN_SECONDS:g})",
     )
     sub.set_defaults(run=cmd_run)
-    sub = commands.add_parser("health", help="exit 0 when warmed up and /ping answers (the container's HEALTHCHECK)")
+    sub = commands.add_parser("health", help="exit 0 when warmed up and a worker is READY (as the HEALTHCHECK)")
+    sub.add_argument("--live", action="store_true", help="liveness: skip the warm-up's ready marker")
     sub.set_defaults(run=cmd_health)
     sub = commands.add_parser("image-context", help="stage the container image's build context (make image)")
     sub.add_argument("--checkpoint", type=Path, default=Path("mnist_cnn.pth"))

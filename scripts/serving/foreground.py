@@ -7,26 +7,39 @@ answered, then TorchServe stops. TorchServe's own SIGTERM handling closes every 
 once, requests in flight included (docs/deploy.md), hence this order.
 """
 
+import os
 import signal
 import threading
 import time
 from pathlib import Path
 
-import requests
-
 from scripts.serving.config import configure
 from scripts.serving.errors import ServeError
+from scripts.serving.health import READY_MARKER
 from scripts.serving.process import Server, start
 from scripts.serving.warmup import warm_up
 
-READY_MARKER = "ready"
+# The frontend's JVM options in the container (env MNIST_SERVE_VMARGS replaces them; empty: the JVM's defaults).
+# C1 only: the frontend's hot code is compiled once, early, instead of being recompiled by C2 in waves over
+# tens of thousands of requests, so the warm-up can end as soon as the JIT is quiet; the workers, not the
+# frontend, bound the throughput (docs/deploy.md has the measurements).
+VMARGS_ENV = "MNIST_SERVE_VMARGS"
+VMARGS = "-XX:TieredStopAtLevel=1"
+# With C1 only, the JIT goes quiet after a few thousand requests; the warm-up needs no more than this.
+WARMUP_REQUESTS = 5_000
 # Requests still arriving after the marker is gone are answered for this long.
 DRAIN_SECONDS = 5.0
 # The queue must stay empty this long before TorchServe stops.
 QUIET_SECONDS = 0.5
 
 
-def run(run_dir: Path, warmup_seconds: float, drain_seconds: float = DRAIN_SECONDS, log=print) -> int:
+def run(
+    run_dir: Path,
+    warmup_seconds: float,
+    drain_seconds: float = DRAIN_SECONDS,
+    log=print,
+    warmup_requests: int = WARMUP_REQUESTS,
+) -> int:
     """Serve until SIGTERM/SIGINT; 0 after a graceful stop, 1 when TorchServe exits by itself."""
     run_dir = Path(run_dir).resolve()
     marker = run_dir / READY_MARKER
@@ -35,12 +48,14 @@ def run(run_dir: Path, warmup_seconds: float, drain_seconds: float = DRAIN_SECON
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
     # TS_* variables override any setting (enable_envvars_config); keys live in the writable run dir.
-    config = configure(properties={"enable_envvars_config": "true"}).write(run_dir / "config.properties")
+    # TorchServe reads the JVM's options from its properties file only, hence MNIST_SERVE_VMARGS.
+    properties = {"enable_envvars_config": "true", "vmargs": os.environ.get(VMARGS_ENV, VMARGS) or None}
+    config = configure(properties=properties).write(run_dir / "config.properties")
     server = start(config, run_dir, cwd=run_dir)
     try:
         log(f"TorchServe is up (pid {server.pid}) at {server.inference}")
         if not stopping.is_set():
-            log(warm_up(server, server.pid, warmup_seconds, stop=stopping).summary())
+            log(warm_up(server, server.pid, warmup_seconds, stop=stopping, min_requests=warmup_requests).summary())
         if not stopping.is_set():
             marker.write_text(f"{time.time():.0f}\n")
             log("ready")
@@ -75,19 +90,3 @@ def drain(server: Server, seconds: float) -> None:
         elif time.monotonic() - quiet_since >= QUIET_SECONDS:
             return
         time.sleep(0.05)
-
-
-def healthy(run_dir: Path) -> str | None:
-    """None when the server in ``run_dir`` is warmed up and answers /ping, else what is wrong."""
-    if not (Path(run_dir) / READY_MARKER).is_file():
-        return "not ready (starting, warming up or stopping)"
-    server = Server.load(run_dir)
-    if server is None:
-        return "TorchServe is not running"
-    try:
-        response = requests.get(f"{server.inference}/ping", headers=server.auth("inference"), timeout=5)
-    except (requests.RequestException, ServeError) as error:
-        return f"no answer from /ping: {error}"
-    if response.status_code != 200:
-        return f"/ping answered {response.status_code}: {response.text.strip()}"
-    return None

@@ -68,10 +68,15 @@ def jit_cpu_seconds(pid: int) -> float | None:
 
 
 def warm_up(
-    client: Client, pid: int | None, max_seconds: float, concurrency: int = 16, stop: threading.Event | None = None
+    client: Client,
+    pid: int | None,
+    max_seconds: float,
+    concurrency: int = 16,
+    stop: threading.Event | None = None,
+    min_requests: int = MIN_REQUESTS,
 ) -> Warmup:
-    """Predictions at ``concurrency`` until the JIT is quiet after MIN_REQUESTS (when ``pid``'s threads can be
-    read), ``max_seconds`` have passed or ``stop`` is set."""
+    """Predictions at ``concurrency`` until the JIT is quiet after ``min_requests`` (when ``pid``'s threads can
+    be read), ``max_seconds`` have passed or ``stop`` is set."""
     begin = time.monotonic()
     if max_seconds <= 0:
         return Warmup(0.0, 0, 0, False)
@@ -121,7 +126,7 @@ def warm_up(
             after = jit_cpu_seconds(pid) if pid else None
             if before is not None and after is not None and window > 0:
                 quiet = quiet + 1 if (after - before) / window < JIT_QUIET else 0
-                if quiet >= QUIET_WINDOWS and sum(answered) >= MIN_REQUESTS:
+                if quiet >= QUIET_WINDOWS and sum(answered) >= min_requests:
                     jit_quiet = True
                     break
     finally:
