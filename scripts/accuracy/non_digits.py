@@ -56,13 +56,14 @@ def rendered(kind: str, n: int, seed: int) -> Iterator[Image.Image | None]:
 
 def non_digit_sets(fashion_dir, fashion_limit: int, per_kind: int, seed: int) -> dict:
     """{name: pictures}: Fashion-MNIST's test split (when installed) and each :mod:`train.renderers.non_digits` kind."""
-    from train.fashion import INSTALL_HINT, available, load_fashion
+    from train.fashion import try_load_fashion
 
     sets = {}
-    if available(fashion_dir):
-        sets["fashion_mnist_test"] = [Image.fromarray(a) for a in load_fashion("test", fashion_dir)[:fashion_limit]]
+    images, source = try_load_fashion("test", fashion_dir)
+    if images is None:
+        print(f"note: {source}: its row is left out", file=sys.stderr)
     else:
-        print(f"note: no Fashion-MNIST ({INSTALL_HINT}): its row is left out", file=sys.stderr)
+        sets["fashion_mnist_test"] = [Image.fromarray(a) for a in images[:fashion_limit]]
     for kind in non_digits.KINDS:
         sets[kind] = rendered(kind, per_kind, seed)
     return sets
