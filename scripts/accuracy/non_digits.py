@@ -1,9 +1,10 @@
 """Offline: how many pictures that are not digits the server would refuse (400) or flag ``"is_digit": false``.
 
-The sets are Fashion-MNIST's test split (when installed, :mod:`train.fashion`) and each kind of
-:mod:`train.renderers.non_digits`, decoded and preprocessed as the server does, then run through
-:func:`model.calibration.answer` with the checkpoint's calibration. ``python -m scripts.accuracy.styles
---non-digits`` prints them; ``scripts.accuracy.served`` sends the same pictures over HTTP.
+The sets are Fashion-MNIST's test split (:mod:`train.fashion`), each kind of
+:mod:`train.renderers.non_digits` and real photographs (:mod:`scripts.accuracy.photos`), decoded and
+preprocessed as the server does, then run through :func:`model.calibration.answer` with the
+checkpoint's calibration. ``python -m scripts.accuracy.styles --non-digits`` prints them;
+``scripts.accuracy.served`` sends the same pictures over HTTP.
 """
 
 import sys
@@ -15,6 +16,7 @@ from PIL import Image
 from handler.decode import RequestError, decode_image
 from handler.preprocess import PreprocessError, to_model_input
 from model.calibration import answer
+from scripts.accuracy import photos
 from train.renderers import non_digits
 
 
@@ -66,7 +68,18 @@ def non_digit_sets(fashion_dir, fashion_limit: int, per_kind: int, seed: int) ->
         sets["fashion_mnist_test"] = [Image.fromarray(a) for a in images[:fashion_limit]]
     for kind in non_digits.KINDS:
         sets[kind] = rendered(kind, per_kind, seed)
+    if photos.available():
+        sets["photos"] = (_decoded(data) for _, data in photos.photo_files())
+    else:
+        print("note: no scikit-image (pip install scikit-image): the photographs' row is left out", file=sys.stderr)
     return sets
+
+
+def _decoded(data: bytes) -> Image.Image | None:
+    try:
+        return decode_image(data)
+    except RequestError:
+        return None
 
 
 def score_non_digit_sets(model, device, calibration, fashion_dir, fashion_limit: int, per_kind: int, seed: int):

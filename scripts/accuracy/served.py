@@ -192,6 +192,10 @@ def non_digit_bodies(fashion_dir, fashion_limit: int, per_kind: int, seed: int) 
     for kind in non_digits.KINDS if per_kind else ():
         files = [non_digits.render_bytes(kind, seed * 1_000_003 + n) for n in range(per_kind)]
         sets[kind] = [(data, "image/jpeg" if ext == "jpg" else f"image/{ext}") for data, ext in files]
+    from scripts.accuracy import photos
+
+    if per_kind and photos.available():
+        sets["photos"] = [(data, "image/jpeg") for _, data in photos.photo_files()]
     return sets
 
 
