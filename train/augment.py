@@ -30,8 +30,10 @@ def random_affine(
     # affine_grid works in [-1, 1] coordinates: a shift of a fraction f of the image is 2f.
     shift = (torch.rand(n, 2, **opts) * 2 - 1) * (2 * translate)
     # affine_grid maps output to input coordinates: dividing by the zoom enlarges the digit.
-    zoom = 1.0 + (torch.rand(n, **opts) * 2 - 1) * scale if scale else torch.ones(n, **opts)
-    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    if scale:
+        zoom = 1.0 + (torch.rand(n, **opts) * 2 - 1) * scale
+        cos, sin = cos / zoom, sin / zoom
     theta = torch.stack(
         [torch.stack([cos, -sin, shift[:, 0]], dim=1), torch.stack([sin, cos, shift[:, 1]], dim=1)],
         dim=1,
