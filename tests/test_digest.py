@@ -89,7 +89,7 @@ def test_a_comment_in_the_preprocessing_triggers_no_refit(tree):
 def test_a_change_to_the_fitting_code_triggers_a_refit_and_says_why_first(tree):
     calibration = calibration_path(fitted(tree))
     calibrate = tree / "train/calibrate.py"
-    calibrate.write_text(calibrate.read_text().replace("FASHION_SHARE = 0.5", "FASHION_SHARE = 0.4"))
+    calibrate.write_text(calibrate.read_text().replace("FASHION_SHARE = 0.75", "FASHION_SHARE = 0.7"))
     result = make(tree, calibration.name)
     first = result.stdout.splitlines()[0]
     assert first.startswith(f"refitting {calibration.name}: train/calibrate.py changed since its fit (about ")

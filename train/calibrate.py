@@ -42,7 +42,7 @@ from train.fitting import (  # noqa: F401 (re-exported: the fit's numbers, with 
 )
 from train.renderers.user_style import STYLES
 
-FASHION_SHARE = 0.5  # of the non-digit side's weight in the fit; the rendered kinds share the rest
+FASHION_SHARE = 0.75  # of the non-digit side's weight in the fit; the rendered kinds share the rest
 
 
 @torch.inference_mode()
