@@ -39,10 +39,10 @@ DEFAULTS = {
     "optimizer": "sgd",
     "lr": 0.1,
     "weight_decay": 5e-4,
-    "label_smoothing": 0.1,
+    "label_smoothing": 0.0,
     "ema_decay": 0.995,
     "clean_epochs": 3,
-    "scale": 0.1,
+    "scale": 0.0,
     # The last N training images are never trained on: train.calibrate fits the temperature and the
     # not-a-digit check's threshold on them.
     "holdout": 5000,
