@@ -4,8 +4,8 @@ On MNIST's training split only. Digits the CNN trained on (all but the last ``--
 the class statistics and the digit side of the check's classifier; the held-out digits, as they
 are, in the user styles and as thick or low-resolution variants, give the temperature and the
 threshold, which flags at most ``--target`` of each held-out set. The non-digit side is
-Fashion-MNIST's training split, letters and symbols, and rendered scenes, textures, printed text,
-shapes and scribbles (``train.calibration_sets``). Writes ``<checkpoint stem>.calibration.pt``
+Fashion-MNIST's training split and, on request (``--glyphs``, ``--per-kind``), letters and symbols
+and rendered scenes, textures, printed text, shapes and scribbles (``train.calibration_sets``). Writes ``<checkpoint stem>.calibration.pt``
 next to the checkpoint, with the digest of what it was fitted from (``train.digest``), and
 ``calibration.json`` in the reports dir.
 """
@@ -97,9 +97,10 @@ def set_jobs(images: np.ndarray, labels: np.ndarray, fashion: np.ndarray | None,
         jobs.extend(chunks("fashion", "plain", np.arange(len(fashion)), fashion, np.zeros(len(fashion), np.int64)))
         # Other seeds than scripts.accuracy's measured sets (seed * 1_000_003 + n, n below a few thousand).
         base = (args.seed + 7) * 10_000_019
-        for n, kind in enumerate(KIND_SIDES):
+        for n, kind in enumerate(KIND_SIDES if args.per_kind else ()):
             add("others", f"non-digit {kind}", f"kind:{kind}", base + n * 100_000 + np.arange(args.per_kind))
-        add("others", "non-digit glyphs", "glyphs", base + 900_000 + np.arange(args.glyphs))
+        if args.glyphs:
+            add("others", "non-digit glyphs", "glyphs", base + 900_000 + np.arange(args.glyphs))
     return jobs, names
 
 
@@ -214,14 +215,14 @@ def build_parser() -> OneLineParser:
     p.add_argument(
         "--per-kind",
         type=non_negative_int,
-        default=400,
-        help="rendered scenes, textures, text, shapes and scribbles each, to fit on (default: %(default)s)",
+        default=0,
+        help="rendered scenes, textures, text, shapes and scribbles each, to fit on as non-digits (default: none)",
     )
     p.add_argument(
         "--glyphs",
         type=non_negative_int,
-        default=1000,
-        help="rendered letters and symbols to fit on (default: %(default)s)",
+        default=0,
+        help="rendered letters and symbols to fit on as non-digits (default: none)",
     )
     p.add_argument("--epochs", type=positive_int, default=30, help="of the check's classifier (default: %(default)s)")
     p.add_argument(
