@@ -5,9 +5,9 @@ the class statistics and the digit side of the check's classifier; the held-out 
 are, in the user styles and as thick or low-resolution variants, give the temperature and the
 threshold, which flags at most ``--target`` of each held-out set. The non-digit side is
 Fashion-MNIST's training split and, on request (``--glyphs``, ``--per-kind``), letters and symbols
-and rendered scenes, textures, printed text, shapes and scribbles (``train.calibration_sets``). Writes ``<checkpoint stem>.calibration.pt``
-next to the checkpoint, with the digest of what it was fitted from (``train.digest``), and
-``calibration.json`` in the reports dir.
+and rendered scenes, textures, printed text, shapes and scribbles (``train.calibration_sets``).
+Writes ``<checkpoint stem>.calibration.pt`` next to the checkpoint, with the digest of what it was
+fitted from (``train.digest``), and ``calibration.json`` in the reports dir.
 """
 
 import json
