@@ -21,8 +21,12 @@ from train.renderers import non_digits
 
 
 def score_non_digits(model, device, calibration, pictures: Iterable[Image.Image | None]) -> dict:
-    """Counts and shares of ``pictures`` refused (None: not decoded) and flagged not a digit."""
-    inputs, n = [], 0
+    """Counts and shares of ``pictures`` refused (None: not decoded), failed and flagged not a digit.
+
+    ``errors`` counts the pictures the preprocessing failed on with anything but its own 400 (a
+    server answers them 500): counted and reported, not hidden among the refused ones.
+    """
+    inputs, n, errors = [], 0, 0
     for picture in pictures:
         n += 1
         try:
@@ -31,15 +35,18 @@ def score_non_digits(model, device, calibration, pictures: Iterable[Image.Image 
             inputs.append(to_model_input(picture))
         except PreprocessError:
             pass
+        except Exception:  # a bug in the preprocessing: count it, measure the rest
+            errors += 1
     flagged = 0
     if inputs and calibration is not None and calibration.check is not None:
         with torch.inference_mode():
             batches = [b.to(device) for b in torch.stack(inputs).split(500)]
             flagged = sum(int((~answer(model, b, calibration).is_digit).sum()) for b in batches)
-    refused = n - len(inputs)
+    refused = n - len(inputs) - errors
     return {
         "n": n,
         "refused": refused,
+        "errors": errors,
         "flagged": flagged,
         "flagged_share": round(flagged / max(n, 1), 4),
         "flagged_or_refused_share": round((flagged + refused) / max(n, 1), 4),
