@@ -65,7 +65,7 @@ FORCE:
 evaluate: $(STAMP) ## Recompute reports/ from mnist_cnn.pth, no training (ARGS="--checkpoint ...")
 	$(PY) -m train.evaluate $(ARGS)
 
-bench-train: $(STAMP) ## Time the straightforward pipeline vs ours: reports/bench_train.{json,png}
+bench-train: $(STAMP) ## Time the straightforward pipeline vs the whole make train, with its stages: reports/bench_train.{json,png}
 	$(PY) -m scripts.bench.train --epochs $(EPOCHS) $(ARGS)
 
 # ---- quality -------------------------------------------------------------
