@@ -53,3 +53,12 @@ def test_pure_translation_moves_ink_by_at_most_the_limit():
     assert (centre_y - 13.5).abs().max() > 1.0  # and it does move
     # Ink is conserved away from the border.
     torch.testing.assert_close(out.sum((1, 2, 3)), x.sum((1, 2, 3)))
+
+
+def test_scale_enlarges_or_shrinks_the_ink_within_the_limit():
+    images = torch.zeros(64, 1, 28, 28)
+    images[:, :, 10:18, 10:18] = 1.0
+    out = random_affine(images, degrees=0.0, translate=0.0, generator=torch.Generator().manual_seed(0), scale=0.25)
+    area = out.sum((1, 2, 3)) / images[0].sum()  # about the square of the zoom
+    assert area.min() < 0.85 and area.max() > 1.15
+    assert area.min() > 0.75**2 - 0.05 and area.max() < 1.25**2 + 0.05

@@ -208,7 +208,10 @@ def test_calibrate_flags_at_most_the_target_of_every_held_out_set(model):
     images = np.stack([drawn("digit", rng) for _ in range(600)])
     labels = np.arange(600) % 10
     others = np.stack([drawn("garment", rng) for _ in range(300)])
-    args = SimpleNamespace(holdout=300, fit_digits=300, fit_per_style=5, renders=30, per_style=10, target=0.1, seed=0)
+    args = SimpleNamespace(
+        holdout=300, fit_digits=300, fit_per_style=5, renders=30, per_style=10, target=0.1, seed=0, per_kind=3, glyphs=6
+    )
+    args.epochs, args.workers, args.cache_dir = 30, 1, None
     calibration, report = calibrate(for_inference(model), images, labels, others, args, log=lambda _: None)
     assert calibration.temperature > 0 and report["temperature"] == calibration.temperature
     assert report["digits"]["held_out"]["digits"] == 300

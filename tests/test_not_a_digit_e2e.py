@@ -34,8 +34,8 @@ def calibrated(mnist_dir, tmp_path_factory):
     epochs. ``--subset 5000`` takes the first digits, the default ``--holdout 5000`` keeps the last
     out, so the calibration's held-out digits are unseen.
     """
-    if not fashion.available():
-        pytest.skip(f"needs Fashion-MNIST in {fashion.fashion_dir()}: {fashion.INSTALL_HINT}")
+    if fashion.try_load_fashion("test")[0] is None:
+        pytest.skip(f"needs Fashion-MNIST: {fashion.INSTALL_HINT}")
     workdir = tmp_path_factory.mktemp("calibrated")
     checkpoint, reports = workdir / "quick.pth", workdir / "reports"
     data = ["--data-dir", str(mnist_dir), "--data-root", str(workdir / "data")]

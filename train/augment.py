@@ -1,4 +1,4 @@
-"""Batch augmentation on tensors: random rotation and translation in one affine warp.
+"""Batch augmentation on tensors: random rotation, scaling and translation in one affine warp.
 
 The whole batch is warped at once with ``affine_grid``/``grid_sample``: no
 per-image PIL work in the input pipeline (docs/decisions.md).
@@ -15,8 +15,10 @@ def random_affine(
     degrees: float = 10.0,
     translate: float = 0.1,
     generator: torch.Generator | None = None,
+    scale: float = 0.0,
 ) -> torch.Tensor:
-    """Rotate each image by U(-degrees, degrees) and shift it by U(-translate, translate) of its size.
+    """Rotate each image by U(-degrees, degrees), scale it by U(1 - scale, 1 + scale) and shift it by
+    U(-translate, translate) of its size.
 
     ``images`` is a float (N, C, H, W) batch whose background is 0 (pixels in [0, 1],
     before normalisation), so the uncovered border fills with background and
@@ -27,7 +29,11 @@ def random_affine(
     angle = (torch.rand(n, **opts) * 2 - 1) * math.radians(degrees)
     # affine_grid works in [-1, 1] coordinates: a shift of a fraction f of the image is 2f.
     shift = (torch.rand(n, 2, **opts) * 2 - 1) * (2 * translate)
+    # affine_grid maps output to input coordinates: dividing by the zoom enlarges the digit.
     cos, sin = torch.cos(angle), torch.sin(angle)
+    if scale:
+        zoom = 1.0 + (torch.rand(n, **opts) * 2 - 1) * scale
+        cos, sin = cos / zoom, sin / zoom
     theta = torch.stack(
         [torch.stack([cos, -sin, shift[:, 0]], dim=1), torch.stack([sin, cos, shift[:, 1]], dim=1)],
         dim=1,

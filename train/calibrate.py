@@ -3,9 +3,11 @@
 On MNIST's training split only. Digits the CNN trained on (all but the last ``--holdout``) give
 the class statistics and the digit side of the check's classifier; the held-out digits, as they
 are, in the user styles and as thick or low-resolution variants, give the temperature and the
-threshold, which flags at most ``--target`` of each held-out set. Fashion-MNIST's training split
-is the non-digit side. Writes ``<checkpoint stem>.calibration.pt`` next to the checkpoint and
-``calibration.json`` in the reports dir. Run it again whenever the preprocessing changes.
+threshold, which flags at most ``--target`` of each held-out set. The non-digit side is
+Fashion-MNIST's training split and, on request (``--glyphs``, ``--per-kind``), letters and symbols
+and rendered scenes, textures, printed text, shapes and scribbles (``train.calibration_sets``).
+Writes ``<checkpoint stem>.calibration.pt`` next to the checkpoint, with the digest of what it was
+fitted from (``train.digest``), and ``calibration.json`` in the reports dir.
 """
 
 import json
@@ -25,106 +27,35 @@ from model.calibration import (
     save_calibration,
 )
 from model.inference import CheckpointError, load_for_inference
-from scripts.cli import CliError, OneLineParser, check_writable_dir, fail, fraction, positive_int
-from train import calibration_sets
+from scripts.cli import CliError, OneLineParser, check_writable_dir, fail, fraction, non_negative_int, positive_int
+from train.calibration_cache import cached_sets
+from train.calibration_sets import KIND_SIDES, Job, chunks
 from train.data import DEFAULT_ROOT, DataError, load_mnist
-from train.fashion import INSTALL_HINT, available, fashion_dir, load_fashion
+from train.digest import fit_inputs
+from train.fashion import try_load_fashion
+from train.fitting import (  # noqa: F401 (re-exported: the fit's numbers, with the command that runs them)
+    class_statistics,
+    expected_calibration_error,
+    feature_starts,
+    fit_classifier,
+    fit_temperature,
+)
 from train.renderers.user_style import STYLES
 
-HIDDEN = 32  # units of the check's hidden layer
-BINS = 15  # of the expected calibration error
-
-
-def expected_calibration_error(probabilities: torch.Tensor, labels: torch.Tensor, bins: int = BINS) -> float:
-    """ECE: |accuracy - confidence| in equal-width confidence bins, averaged with the bins' sizes as weights."""
-    confidence, predicted = probabilities.max(1)
-    correct = (predicted == labels).float()
-    which = ((confidence * bins).ceil().long() - 1).clamp(0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        inside = which == b
-        if inside.any():
-            total += float(inside.sum()) * abs(float(correct[inside].mean() - confidence[inside].mean()))
-    return total / max(len(labels), 1)
-
-
-def fit_temperature(logits: list[torch.Tensor], labels: list[torch.Tensor]) -> float:
-    """The T in [1/4, 4] with the lowest expected calibration error of softmax(logits / T), averaged over the sets.
-
-    ECE, not the negative log-likelihood: the NLL is ruled by the few confident mistakes, and the T
-    that minimised it made the ECE of held-out digits worse (docs/not-a-digit.md). T = 1 is on the grid.
-    """
-    grid = torch.logspace(-2, 2, 81, base=2.0)
-    errors = [
-        sum(expected_calibration_error(torch.softmax(x / t, 1), y) for x, y in zip(logits, labels, strict=True))
-        for t in grid
-    ]
-    return float(grid[int(np.argmin(errors))])
-
-
-def feature_starts(model) -> np.ndarray:
-    """Where each layer's features begin in :func:`model.calibration.forward_with_features`'s output."""
-    sizes = [2 * layer.out_channels for layer in model.features if isinstance(layer, torch.nn.Conv2d)]
-    return np.cumsum([0, *sizes]).astype(np.int64)
-
-
-def class_statistics(features: np.ndarray, labels: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(whitening, centres) as :func:`model.calibration.class_distances` takes them.
-
-    Per layer (a block of ``whitening``): a Cholesky factor of the inverse within-class covariance,
-    and the class means times it.
-    """
-    z = features.astype(np.float64)
-    means = np.stack([z[labels == k].mean(0) for k in range(10)])
-    centred = z - means[labels]
-    whitening = np.zeros((z.shape[1], z.shape[1]))
-    for begin, end in zip(starts, [*starts[1:], z.shape[1]], strict=True):
-        block = centred[:, begin:end]
-        covariance = block.T @ block / len(z)
-        # A small ridge: a few ReLU features are almost never active, so the covariance is near singular.
-        covariance += 1e-4 * np.trace(covariance) / len(covariance) * np.eye(len(covariance))
-        whitening[begin:end, begin:end] = np.linalg.cholesky(np.linalg.inv(covariance))
-    return whitening.astype(np.float32), (means @ whitening).astype(np.float32)
-
-
-def fit_classifier(digit_sets: list[np.ndarray], others: np.ndarray, seed: int, epochs: int = 30) -> tuple:
-    """A one-hidden-layer "not a digit" classifier on :func:`model.calibration.describe`'s columns.
-
-    Each digit set weighs the same, and all of them together as much as the non-digits.
-    Returns (hidden weight (columns, H), hidden bias, output weight, output bias) as arrays, with the
-    columns' standardisation folded into the hidden layer.
-    """
-    x = torch.from_numpy(np.concatenate([*digit_sets, others]))
-    target = torch.cat([torch.zeros(len(x) - len(others)), torch.ones(len(others))])
-    weight = torch.cat([torch.full((len(d),), 1.0 / (len(d) * len(digit_sets))) for d in digit_sets])
-    weight = torch.cat([weight, torch.full((len(others),), 1.0 / len(others))]) * len(x) / 2
-    mean, std = x.mean(0), x.std(0) + 1e-6
-    z = (x - mean) / std
-    torch.manual_seed(seed)
-    net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], HIDDEN), torch.nn.ReLU(), torch.nn.Linear(HIDDEN, 1))
-    optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-3)
-    for _ in range(epochs):
-        for batch in torch.randperm(len(z)).split(512):
-            logit = net(z[batch])[:, 0]
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logit, target[batch], weight[batch])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    hidden, output = net[0], net[2]
-    with torch.no_grad():
-        w = hidden.weight / std
-        return w.T.numpy().copy(), (hidden.bias - w @ mean).numpy(), output.weight[0].numpy().copy(), float(output.bias)
+FASHION_SHARE = 0.75  # of the non-digit side's weight in the fit; the rendered kinds share the rest
 
 
 @torch.inference_mode()
 def forward_all(model, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits and :func:`forward_with_features`'s features of many inputs, 1000 at a time."""
+    if len(inputs) == 0:
+        return torch.empty(0, 10), torch.empty(0, 320)
     parts = [forward_with_features(model, batch) for batch in inputs.split(1000)]
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
-def digit_sets(images: np.ndarray, labels: np.ndarray, args, log) -> tuple[dict, dict]:
-    """({name: (inputs, labels)} to fit on, the same held out): digits, user-style renders, variants.
+def set_jobs(images: np.ndarray, labels: np.ndarray, fashion: np.ndarray | None, args) -> tuple[list[Job], dict]:
+    """The jobs that make every set, and {"fit": [names], "held": [names], "others": [names]}.
 
     Each user style is a set of its own, fitted on and held out: the classifier weighs every style
     as much as plain digits (a rare style's odd pictures would otherwise set the threshold), and the
@@ -134,82 +65,121 @@ def digit_sets(images: np.ndarray, labels: np.ndarray, args, log) -> tuple[dict,
     n_fit = len(labels) - args.holdout
     fit_index = rng.choice(n_fit, min(args.fit_digits, n_fit), replace=False)
     held_index = np.arange(n_fit, len(labels))
-    fit, held = {}, {}
-    fit["digits"] = calibration_sets.digits(images, labels, fit_index)
-    held["digits"] = calibration_sets.digits(images, labels, held_index)
-    start = time.perf_counter()
 
     def some(pool: np.ndarray, n: int) -> np.ndarray:
         return rng.choice(pool, min(n, len(pool)), replace=False)
 
+    jobs, names = [], {"fit": [], "held": [], "others": []}
+
+    def add(role: str, name: str, kind: str, seeds: np.ndarray, index: np.ndarray | None = None) -> None:
+        names[role].append(name)
+        data = (images[index], labels[index]) if index is not None else (None, None)
+        jobs.extend(chunks(name, kind, seeds, *data))
+
+    add("fit", "fit digits", "plain", fit_index, fit_index)
+    add("held", "digits", "plain", held_index, held_index)
     for style in STYLES:
-        fit[f"style {style}"] = calibration_sets.renders(
-            images, labels, some(fit_index, args.fit_per_style), args.seed + 1, [style]
+        for role, pool, n, base in (("fit", fit_index, args.fit_per_style, 1), ("held", held_index, args.per_style, 2)):
+            index = some(pool, n)
+            name = f"style {style}" if role == "held" else f"fit style {style}"
+            add(role, name, f"style:{style}", (args.seed + base) * 1_000_003 + index, index)
+    for role, pool, base in (("fit", fit_index, 3), ("held", held_index, 4)):
+        index = some(pool, args.renders)
+        add(
+            role,
+            "variants" if role == "held" else "fit variants",
+            "variants",
+            (args.seed + base) * 100_000 + np.arange(len(index)),
+            index,
         )
-        held[f"style {style}"] = calibration_sets.renders(
-            images, labels, some(held_index, args.per_style), args.seed + 2, [style]
-        )
-    fit["variants"] = calibration_sets.variants(images, labels, some(fit_index, args.renders), args.seed + 3)
-    held["variants"] = calibration_sets.variants(images, labels, some(held_index, args.renders), args.seed + 4)
-    log(f"rendered the user-style digits and the variants in {time.perf_counter() - start:.0f}s")
-    return fit, held
+    if fashion is not None:
+        names["others"].append("fashion")
+        jobs.extend(chunks("fashion", "plain", np.arange(len(fashion)), fashion, np.zeros(len(fashion), np.int64)))
+        # Other seeds than scripts.accuracy's measured sets (seed * 1_000_003 + n, n below a few thousand).
+        base = (args.seed + 7) * 10_000_019
+        for n, kind in enumerate(KIND_SIDES if args.per_kind else ()):
+            add("others", f"non-digit {kind}", f"kind:{kind}", base + n * 100_000 + np.arange(args.per_kind))
+        if args.glyphs:
+            add("others", "non-digit glyphs", "glyphs", base + 900_000 + np.arange(args.glyphs))
+    return jobs, names
 
 
 def calibrate(model, images: np.ndarray, labels: np.ndarray, fashion: np.ndarray | None, args, log=print):
     """Fit on the training split (its last ``args.holdout`` held out); return (calibration, report)."""
-    fit, held = digit_sets(images, labels, args, log)
-    held_logits = {name: forward_all(model, x)[0] for name, (x, _) in held.items()}
+    seconds, clock = {}, time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[stage] = round(seconds.get(stage, 0.0) + now - clock, 2)
+        clock = now
+
+    jobs, names = set_jobs(images, labels, fashion, args)
+    sets = cached_sets(jobs, getattr(args, "cache_dir", None), getattr(args, "workers", None), log)
+    lap("pictures")
+    outputs = {name: forward_all(model, x) for name, (x, _) in sets.items()}
+    lap("forward")
+    held = names["held"]
     styles = [name for name in held if name.startswith("style ")]
-    held_logits["user_styles"] = torch.cat([held_logits[name] for name in styles])
-    held_labels = {name: y for name, (_, y) in held.items()} | {"user_styles": torch.cat([held[n][1] for n in styles])}
-    temperature = fit_temperature(
-        [held_logits["digits"], held_logits["user_styles"]], [held_labels["digits"], held_labels["user_styles"]]
-    )
+    logits = {name: outputs[name][0] for name in held}
+    truth = {name: sets[name][1] for name in held}
+    logits["user_styles"] = torch.cat([logits[name] for name in styles])
+    truth["user_styles"] = torch.cat([truth[name] for name in styles])
+    temperature = fit_temperature([logits["digits"], logits["user_styles"]], [truth["digits"], truth["user_styles"]])
     report = {
         "holdout": args.holdout,
         "temperature": temperature,
-        "digits": {"fit": {k: len(v[1]) for k, v in fit.items()}, "held_out": {k: len(v[1]) for k, v in held.items()}},
+        "digits": {
+            "fit": {name.removeprefix("fit "): len(sets[name][1]) for name in names["fit"]},
+            "held_out": {name: len(sets[name][1]) for name in held},
+        },
         "held_out_ece": {
             name: {
-                "before": expected_calibration_error(torch.softmax(held_logits[name], 1), held_labels[name]),
-                "after": expected_calibration_error(
-                    torch.softmax(held_logits[name] / temperature, 1), held_labels[name]
-                ),
+                "before": expected_calibration_error(torch.softmax(logits[name], 1), truth[name]),
+                "after": expected_calibration_error(torch.softmax(logits[name] / temperature, 1), truth[name]),
             }
             for name in ("digits", "user_styles", "variants")
         },
     }
+    lap("temperature")
     if fashion is None:
+        report["seconds"] = seconds
         return Calibration(temperature, None), report
 
     starts = feature_starts(model)
-    _, features = forward_all(model, fit["digits"][0])
-    whitening, centres = class_statistics(features.numpy(), fit["digits"][1].numpy(), starts)
+    fit_logits, fit_features = outputs["fit digits"]
+    whitening, centres = class_statistics(fit_features.numpy(), sets["fit digits"][1].numpy(), starts)
 
-    def columns(inputs: torch.Tensor) -> np.ndarray:
-        logits, features = forward_all(model, inputs)
-        return describe(features.numpy(), logits.numpy(), whitening, centres, starts)
+    def columns(name: str) -> np.ndarray:
+        logits_, features = outputs[name]
+        return describe(features.numpy(), logits_.numpy(), whitening, centres, starts)
 
-    others = calibration_sets.non_digits(fashion)
-    log(f"fitting the not-a-digit check on {sum(len(v[1]) for v in fit.values())} digits and {len(others)} non-digits")
-    weights = fit_classifier([columns(x) for x, _ in fit.values()], columns(others), args.seed)
+    others = names["others"]
+    shares = [FASHION_SHARE if name == "fashion" else (1 - FASHION_SHARE) / (len(others) - 1) for name in others]
+    log(
+        f"fitting the not-a-digit check on {sum(len(sets[n][1]) for n in names['fit'])} digits and "
+        f"{sum(len(sets[n][1]) for n in others)} non-digits"
+    )
+    weights = fit_classifier(
+        [columns(n) for n in names["fit"]], [columns(n) for n in others], args.seed, args.epochs, shares
+    )
+    lap("classifier")
     unfinished = DigitCheck(whitening, centres, starts, *weights, threshold=float("inf"))
-
-    def scores(inputs: torch.Tensor) -> torch.Tensor:
-        logits, features = forward_all(model, inputs)
-        return torch.from_numpy(unfinished.score(features, logits))
-
-    held_scores = {name: scores(x) for name, (x, _) in held.items()}
-    threshold = max(float(torch.quantile(s, 1.0 - args.target)) for s in held_scores.values())
+    scores = {name: torch.from_numpy(unfinished.score(*reversed(outputs[name]))) for name in [*held, *others]}
+    threshold = max(float(torch.quantile(scores[name], 1.0 - args.target)) for name in held)
     check = DigitCheck(whitening, centres, starts, *weights, threshold=threshold)
+    lap("threshold")
     report["check"] = {
         "threshold": threshold,
         "target": args.target,
-        "fashion_train_used": len(others),
-        "fashion_train_refused_by_preprocessing": len(fashion) - len(others),
-        "held_out_flagged": {name: float((s > threshold).float().mean()) for name, s in held_scores.items()},
-        "fashion_train_flagged": float((scores(others) > threshold).float().mean()),
+        "fashion_train_used": len(sets["fashion"][1]),
+        "fashion_train_refused_by_preprocessing": len(fashion) - len(sets["fashion"][1]),
+        "held_out_flagged": {name: float((scores[name] > threshold).float().mean()) for name in held},
+        # The fitting sets, so optimistic: how well the classifier separates what it saw.
+        "non_digits_fitted_flagged": {name: float((scores[name] > threshold).float().mean()) for name in others},
+        "non_digits_fitted": {name: len(sets[name][1]) for name in others},
     }
+    report["seconds"] = seconds
     return Calibration(temperature, check), report
 
 
@@ -219,7 +189,7 @@ def build_parser() -> OneLineParser:
     p.add_argument("--output", help="default: <checkpoint stem>.calibration.pt next to the checkpoint")
     p.add_argument("--holdout", type=positive_int, default=5000, help="as python -m train's (default: %(default)s)")
     p.add_argument(
-        "--fit-digits", type=positive_int, default=20000, help="trained-on digits to fit on (default: %(default)s)"
+        "--fit-digits", type=positive_int, default=10000, help="trained-on digits to fit on (default: %(default)s)"
     )
     p.add_argument(
         "--fit-per-style",
@@ -236,13 +206,39 @@ def build_parser() -> OneLineParser:
     p.add_argument(
         "--per-style", type=positive_int, default=250, help="held-out renders per user style (default: %(default)s)"
     )
-    p.add_argument("--fashion", type=positive_int, default=60000, help="Fashion-MNIST training items (default: all)")
+    p.add_argument(
+        "--fashion",
+        type=positive_int,
+        default=20000,
+        help="Fashion-MNIST training items to fit on (default: %(default)s)",
+    )
+    p.add_argument(
+        "--per-kind",
+        type=non_negative_int,
+        default=0,
+        help="rendered scenes, textures, text, shapes and scribbles each, to fit on as non-digits (default: none)",
+    )
+    p.add_argument(
+        "--glyphs",
+        type=non_negative_int,
+        default=0,
+        help="rendered letters and symbols to fit on as non-digits (default: none)",
+    )
+    p.add_argument("--epochs", type=positive_int, default=30, help="of the check's classifier (default: %(default)s)")
     p.add_argument(
         "--target", type=fraction, default=0.003, help="most flagged of each held-out set (default: %(default)s)"
     )
-    p.add_argument("--fashion-dir", help="Fashion-MNIST IDX files (default: $FASHION_MNIST_DIR, else Debian's)")
+    p.add_argument(
+        "--fashion-dir", help="Fashion-MNIST IDX files (default: $FASHION_MNIST_DIR, else Debian's, else download)"
+    )
     p.add_argument("--data-dir", help="local copy of the MNIST IDX files (default: $MNIST_DIR, else download)")
-    p.add_argument("--data-root", default=str(DEFAULT_ROOT), help="unpacked data set folder (default: %(default)s)")
+    p.add_argument("--data-root", default=str(DEFAULT_ROOT), help="unpacked data sets' folder (default: %(default)s)")
+    p.add_argument(
+        "--cache-dir",
+        default=str(DEFAULT_ROOT / "cache"),
+        help="keeps the pictures' model inputs by content for the next fit; '' for none (default: %(default)s)",
+    )
+    p.add_argument("--workers", type=positive_int, help="processes making the pictures (default: one per core)")
     p.add_argument("--reports-dir", default="reports", help="where calibration.json goes (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     return p
@@ -250,33 +246,37 @@ def build_parser() -> OneLineParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    start = time.perf_counter()
     output = Path(args.output) if args.output else calibration_path(args.checkpoint)
     try:
         check_writable_dir(Path(args.reports_dir), "reports dir")
         check_writable_dir(output.parent, "folder of the calibration")
         model = load_for_inference(args.checkpoint, "cpu")
+        inputs = fit_inputs(Path(args.checkpoint))
         train, _ = load_mnist(args.data_dir, args.data_root)
     except (CliError, CheckpointError, DataError, ValueError) as err:
         return fail(str(err))
     if args.holdout >= len(train):
         return fail(f"--holdout must be below {len(train)}")
-    fashion = None
-    if available(args.fashion_dir):
-        fashion = load_fashion("train", args.fashion_dir)[: args.fashion]
+    fashion, source = try_load_fashion("train", args.fashion_dir, args.data_root)
+    if fashion is None:
+        print(f"note: {source}: calibrating the confidence only, no not-a-digit check", file=sys.stderr)
     else:
-        print(
-            f"note: no Fashion-MNIST in {fashion_dir(args.fashion_dir)} ({INSTALL_HINT}): calibrating the "
-            "confidence only, no not-a-digit check",
-            file=sys.stderr,
-        )
+        fashion = fashion[: args.fashion]
     torch.manual_seed(args.seed)
     calibration, report = calibrate(model, train.images.numpy(), train.labels.numpy(), fashion, args)
     report["checkpoint"] = str(args.checkpoint)
+    report["fashion_source"] = source if fashion is not None else None
+    report["inputs"] = inputs
+    report["seconds"]["total"] = round(time.perf_counter() - start, 2)
     save_calibration(output, calibration, report)
     (Path(args.reports_dir) / "calibration.json").write_text(json.dumps(report, indent=2) + "\n")
     check = report.get("check")
     flagged = ", ".join(f"{k} {v:.2%}" for k, v in check["held_out_flagged"].items()) if check else "no check"
-    print(f"temperature {calibration.temperature:.3f}; held-out digits flagged: {flagged}; written to {output}")
+    print(
+        f"temperature {calibration.temperature:.3f}; held-out digits flagged: {flagged}; written to {output} "
+        f"in {report['seconds']['total']:.0f}s"
+    )
     return 0
 
 

@@ -1,29 +1,44 @@
 """The pictures the temperature and the not-a-digit check are fitted on, as model inputs.
 
 Digits: MNIST training digits as they are, rendered in every user style (``train.renderers.user_style``)
-and as thick or blurred low-resolution variants; non-digits: Fashion-MNIST's training split. All
-of them go through the server's own decoding and preprocessing, so a check fitted again after the
+and as thick or blurred low-resolution variants. Non-digits: Fashion-MNIST's training split, letters
+and symbols (``train.renderers.glyphs``) and the photo-like scenes, textures, printed text, shapes and
+scribbles of ``train.renderers.non_digits`` (other seeds than the sets they are measured on). All of
+them go through the server's own decoding and preprocessing, so a check fitted again after the
 preprocessing changes sees what the server will see.
+
+The pictures are made in chunks on every core (:func:`build`), each chunk a :class:`Job`.
 """
 
+import os
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
 
 import numpy as np
 import torch
 from PIL import Image, ImageFilter, ImageOps
 
-from handler.decode import decode_image
+from handler.decode import RequestError, decode_image
 from handler.preprocess import PreprocessError, to_model_input
+from train.renderers import glyphs, non_digits
 from train.renderers.user_style import STYLES, render_bytes
 
 VARIANT_SIDE = 40  # canvas of the thick and low-resolution variants
+CHUNK = 64  # pictures per job: small enough to share the work evenly between the cores
+# The rendered non-digits the check is fitted on, and the sides (pixels) they are drawn at: smaller
+# than the measured sets' pictures, which the preprocessing brings to 28x28 all the same.
+KIND_SIDES = {"scene": (80, 240), "texture": (64, 200), "text": (120, 260), "shapes": (60, 200), "scribble": (80, 200)}
 
 
-def as_inputs(pictures: Iterable[Image.Image], labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+def as_inputs(pictures: Iterable[Image.Image | None], labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, 1, 28, 28) model inputs and labels of the pictures the preprocessing accepts (refused ones left out)."""
     inputs, kept = [], []
     for picture, label in zip(pictures, labels, strict=True):
         try:
+            if picture is None:
+                continue
             inputs.append(to_model_input(picture))
             kept.append(int(label))
         except PreprocessError:
@@ -31,29 +46,11 @@ def as_inputs(pictures: Iterable[Image.Image], labels: np.ndarray) -> tuple[torc
     return (torch.stack(inputs) if inputs else torch.empty(0, 1, 28, 28)), torch.tensor(kept, dtype=torch.long)
 
 
-def digits(images: np.ndarray, labels: np.ndarray, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """28x28 uint8 pictures (MNIST's or Fashion-MNIST's) as a client would send them."""
-    return as_inputs((Image.fromarray(images[i], mode="L") for i in indices), labels[indices])
-
-
-def non_digits(images: np.ndarray) -> torch.Tensor:
-    """Model inputs of 28x28 uint8 pictures of other things (Fashion-MNIST) that the preprocessing accepts."""
-    return digits(images, np.zeros(len(images), dtype=np.int64), np.arange(len(images)))[0]
-
-
-def renders(
-    images: np.ndarray, labels: np.ndarray, indices: np.ndarray, seed: int, styles: list[str] | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each digit of ``indices`` rendered in the next of ``styles`` (default: every user style, in turn).
-
-    The files are decoded as the server decodes them.
-    """
-    styles = styles or list(STYLES)
-    pictures = (
-        decode_image(render_bytes(images[i], styles[n % len(styles)], seed * 1_000_003 + int(i))[0])
-        for n, i in enumerate(indices)
-    )
-    return as_inputs(pictures, labels[indices])
+def _decoded(data: bytes) -> Image.Image | None:
+    try:
+        return decode_image(data)
+    except RequestError:
+        return None
 
 
 def variant(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
@@ -75,9 +72,114 @@ def variant(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     return ImageOps.invert(canvas) if rng.random() < 0.5 else canvas
 
 
+@dataclass
+class Job:
+    """One chunk of one set: ``kind`` says how its pictures are made from ``images`` or ``seeds``.
+
+    ``plain``: the 28x28 ``images`` as a client sends them; ``style:<name>``: each of ``images``
+    rendered in that user style with its seed, encoded and decoded as served; ``variants``: a
+    :func:`variant` of each, from the generator of ``seeds[0]``; ``glyphs`` and ``kind:<name>``: one
+    picture per seed, encoded and decoded as served.
+    """
+
+    kind: str
+    seeds: np.ndarray
+    images: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    set_name: str = field(default="")
+
+    def pictures(self) -> Iterable[Image.Image | None]:
+        if self.kind == "plain":
+            return (Image.fromarray(a, mode="L") for a in self.images)
+        if self.kind.startswith("style:"):
+            style = self.kind.removeprefix("style:")
+            return (_decoded(render_bytes(a, style, int(s))[0]) for a, s in zip(self.images, self.seeds, strict=True))
+        if self.kind == "variants":
+            rng = np.random.default_rng(int(self.seeds[0]))
+            return (variant(a, rng) for a in self.images)
+        if self.kind == "glyphs":
+            return (glyphs.render(int(s)) for s in self.seeds)
+        kind = self.kind.removeprefix("kind:")
+        return (_decoded(_encoded(non_digits.render(kind, int(s), KIND_SIDES[kind]), kind)) for s in self.seeds)
+
+    def run(self) -> tuple[torch.Tensor, torch.Tensor]:
+        labels = self.labels if self.labels is not None else np.zeros(len(self.seeds), dtype=np.int64)
+        return as_inputs(self.pictures(), labels)
+
+
+def _encoded(picture: Image.Image, kind: str) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    fmt = non_digits.KINDS[kind][1]
+    picture.save(buffer, format=fmt, **({"quality": 85} if fmt == "JPEG" else {}))
+    return buffer.getvalue()
+
+
+def chunks(set_name: str, kind: str, seeds: np.ndarray, images=None, labels=None) -> list[Job]:
+    """The jobs of one set, :data:`CHUNK` pictures each."""
+    jobs = []
+    for start in range(0, len(seeds), CHUNK):
+        part = slice(start, start + CHUNK)
+        jobs.append(
+            Job(
+                kind,
+                seeds[part],
+                None if images is None else images[part],
+                None if labels is None else labels[part],
+                set_name,
+            )
+        )
+    return jobs
+
+
+def _run(job: Job) -> tuple[torch.Tensor, torch.Tensor]:
+    torch.set_num_threads(1)  # one picture at a time per process; the processes share the cores
+    return job.run()
+
+
+def build(jobs: list[Job], workers: int | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """{set name: (inputs, labels)} of all ``jobs``, run on ``workers`` processes (default: every core)."""
+    workers = workers or len(os.sched_getaffinity(0))
+    if workers > 1 and len(jobs) > 1:
+        # Fresh interpreters, not forks: a fork of a process whose OpenMP pool is running can hang.
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            results = list(pool.map(_run, jobs))
+    else:
+        results = [job.run() for job in jobs]
+    sets: dict[str, list] = {}
+    for job, result in zip(jobs, results, strict=True):
+        sets.setdefault(job.set_name, []).append(result)
+    return {name: (torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])) for name, parts in sets.items()}
+
+
+# ---- single sets, in this process (tests, the offline tools) ---------------------------------------
+
+
+def digits(images: np.ndarray, labels: np.ndarray, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """28x28 uint8 pictures (MNIST's or Fashion-MNIST's) as a client would send them."""
+    return Job("plain", indices, images[indices], labels[indices]).run()
+
+
+def non_digits_inputs(images: np.ndarray) -> torch.Tensor:
+    """Model inputs of 28x28 uint8 pictures of other things (Fashion-MNIST) that the preprocessing accepts."""
+    return digits(images, np.zeros(len(images), dtype=np.int64), np.arange(len(images)))[0]
+
+
+def renders(
+    images: np.ndarray, labels: np.ndarray, indices: np.ndarray, seed: int, styles: list[str] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each digit of ``indices`` rendered in the next of ``styles`` (default: every user style, in turn)."""
+    styles = styles or list(STYLES)
+    parts = [
+        Job(f"style:{styles[n % len(styles)]}", np.array([seed * 1_000_003 + int(i)]), images[[i]], labels[[i]]).run()
+        for n, i in enumerate(indices)
+    ]
+    return torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])
+
+
 def variants(
     images: np.ndarray, labels: np.ndarray, indices: np.ndarray, seed: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A thick or low-resolution :func:`variant` of each digit of ``indices``."""
-    rng = np.random.default_rng(seed)
-    return as_inputs((variant(images[i], rng) for i in indices), labels[indices])
+    return Job("variants", np.array([seed]), images[indices], labels[indices]).run()

@@ -6,6 +6,7 @@ Writes the weights (a plain state_dict) and, in the reports dir, metrics.json,
 curves.png, confusion_matrix.png and samples.png.
 """
 
+import json
 import random
 import sys
 import time
@@ -41,6 +42,7 @@ DEFAULTS = {
     "label_smoothing": 0.0,
     "ema_decay": 0.995,
     "clean_epochs": 3,
+    "scale": 0.0,
     # The last N training images are never trained on: train.calibrate fits the temperature and the
     # not-a-digit check's threshold on them.
     "holdout": 5000,
@@ -86,6 +88,12 @@ def build_parser() -> OneLineParser:
         type=int,
         default=DEFAULTS["clean_epochs"],
         help="train the last N epochs without augmentation (default: %(default)s)",
+    )
+    p.add_argument(
+        "--scale",
+        type=fraction,
+        default=DEFAULTS["scale"],
+        help="augmentation: scale each digit by U(1 - s, 1 + s) besides the rotation and shift (default: %(default)s)",
     )
     p.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="default: %(default)s")
@@ -191,6 +199,7 @@ def _train(args, train_split, test_split, device: torch.device, log) -> dict:
             model, multi_avg_fn=ema_with_warmup(args.ema_decay, args.epochs * steps), use_buffers=True
         )
     state = TrainState(model, optimizer, scheduler, device, amp_dtype, scaler, generator, ema, args.label_smoothing)
+    state.scale = args.scale
     final = ema.module if ema is not None else model
     precision = str(amp_dtype).removeprefix("torch.") if amp_dtype else "float32"
     log(f"training on {len(labels)} images, testing on {len(test_labels)}, {device} ({precision} compute)")
@@ -198,7 +207,7 @@ def _train(args, train_split, test_split, device: torch.device, log) -> dict:
     history, start = [], time.perf_counter()
     for epoch in range(1, args.epochs + 1):
         if epoch > args.epochs - min(args.clean_epochs, args.epochs // 2):
-            state.degrees = state.translate = 0.0
+            state.degrees = state.translate = state.scale = 0.0
         stats = train_one_epoch(state, images, labels, args.batch_size, desc=f"epoch {epoch}/{args.epochs}")
         # Reduced precision for the per-epoch look; the last epoch in fp32, as the weights are served.
         test_loss, test_acc = evaluate(final, test_images, test_labels, amp_dtype if epoch < args.epochs else None)
@@ -234,7 +243,10 @@ def _train(args, train_split, test_split, device: torch.device, log) -> dict:
         "checkpoint": str(args.checkpoint),
     }
     # Scored as the server runs it (batch norm folded, channels-last): the same probabilities.
+    evaluation_start = time.perf_counter()
     metrics = report(for_inference(model), test_split, Path(args.reports_dir), extra)
+    metrics["seconds"] = {"epochs": wall, "evaluation_and_figures": time.perf_counter() - evaluation_start}
+    (Path(args.reports_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     log(
         f"test accuracy {metrics['test_accuracy']:.4%} in {wall:.1f}s; "
         f"weights in {args.checkpoint}, reports in {args.reports_dir}/"

@@ -179,17 +179,23 @@ def eval_non_digits(client: Client, sets: dict, concurrency: int) -> dict:
 def non_digit_bodies(fashion_dir, fashion_limit: int, per_kind: int, seed: int) -> dict:
     """{name: [(bytes, content type)]}: Fashion-MNIST test items as PNG (when installed) and train.renderers.non_digits,
     the same pictures as ``python -m scripts.accuracy.styles --non-digits``."""
-    from train.fashion import INSTALL_HINT, available, load_fashion
+    from train.fashion import try_load_fashion
     from train.renderers import non_digits
 
     sets = {}
-    if fashion_limit and available(fashion_dir):
-        sets["fashion_mnist_test"] = [(png(a), "image/png") for a in load_fashion("test", fashion_dir)[:fashion_limit]]
-    elif fashion_limit:
-        print(f"note: no Fashion-MNIST ({INSTALL_HINT}): its row is left out", file=sys.stderr)
+    if fashion_limit:
+        images, source = try_load_fashion("test", fashion_dir)
+        if images is None:
+            print(f"note: {source}: its row is left out", file=sys.stderr)
+        else:
+            sets["fashion_mnist_test"] = [(png(a), "image/png") for a in images[:fashion_limit]]
     for kind in non_digits.KINDS if per_kind else ():
         files = [non_digits.render_bytes(kind, seed * 1_000_003 + n) for n in range(per_kind)]
         sets[kind] = [(data, "image/jpeg" if ext == "jpg" else f"image/{ext}") for data, ext in files]
+    from scripts.accuracy import photos
+
+    if per_kind and photos.available():
+        sets["photos"] = [(data, "image/jpeg") for _, data in photos.photo_files()]
     return sets
 
 
@@ -205,7 +211,9 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--fashion", type=non_negative_int, default=10_000, help="Fashion-MNIST test items to send (0: none)"
     )
-    parser.add_argument("--fashion-dir", help="Fashion-MNIST IDX files (default: $FASHION_MNIST_DIR, else Debian's)")
+    parser.add_argument(
+        "--fashion-dir", help="Fashion-MNIST IDX files (default: $FASHION_MNIST_DIR, else Debian's, else download)"
+    )
     parser.add_argument(
         "--per-kind", type=non_negative_int, default=300, help="train.renderers.non_digits pictures per kind (0: none)"
     )

@@ -162,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
         "--per-kind", type=positive_int, default=300, help="pictures per non-digit kind (default: %(default)s)"
     )
     parser.add_argument("--fashion", type=positive_int, default=10000, help="Fashion-MNIST test items (default: all)")
-    parser.add_argument("--fashion-dir", help="Fashion-MNIST IDX files (default: $FASHION_MNIST_DIR, else Debian's)")
+    parser.add_argument(
+        "--fashion-dir", help="Fashion-MNIST IDX files (default: $FASHION_MNIST_DIR, else Debian's, else download)"
+    )
     parser.add_argument(
         "--split",
         default="test",

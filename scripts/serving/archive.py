@@ -60,3 +60,26 @@ def build_archive(
     if result.returncode != 0:
         raise ServeError(f"torch-model-archiver failed: {(result.stderr or result.stdout).strip()}")
     return model_store / f"{model_name}.mar"
+
+
+NO_CHECK_NOTE = (
+    'note: no not-a-digit check in this model (calibrated without Fashion-MNIST): answers carry no "is_digit"; '
+    "see the README's Not-a-digit section to add it"
+)
+
+
+def has_digit_check(mar: Path) -> bool | None:
+    """Whether the archive's calibration carries the not-a-digit check; None when there is no such archive."""
+    import io
+    import zipfile
+
+    import torch
+
+    try:
+        with zipfile.ZipFile(mar) as archive:
+            if CALIBRATION_FILE not in archive.namelist():
+                return False
+            saved = torch.load(io.BytesIO(archive.read(CALIBRATION_FILE)), map_location="cpu", weights_only=True)
+    except (OSError, zipfile.BadZipFile):
+        return None
+    return saved.get("check") is not None

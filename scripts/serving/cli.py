@@ -14,9 +14,9 @@ from pathlib import Path
 import requests
 
 from scripts.cli import OneLineParser, positive_int
-from scripts.serving.archive import build_archive
+from scripts.serving.archive import NO_CHECK_NOTE, build_archive, has_digit_check
 from scripts.serving.client import raise_for_status
-from scripts.serving.config import configure
+from scripts.serving.config import configure, served_archive
 from scripts.serving.errors import ServeError
 from scripts.serving.foreground import DRAIN_SECONDS, WARMUP_REQUESTS, run
 from scripts.serving.health import problem as health_problem
@@ -97,6 +97,8 @@ def cmd_start(args) -> None:
         print(f"warming up (at most {args.warmup:g} s; WARMUP=0 skips) ...", flush=True)
         print(warm_up(server, server.pid, args.warmup).summary())
     print("ready")
+    if has_digit_check(served_archive(config)) is False:
+        print(NO_CHECK_NOTE)
     _print_workers(server.describe()["workers"])
     _print_endpoints(server)
 

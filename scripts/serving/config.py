@@ -139,6 +139,13 @@ def configure(
     return Configuration(settings, model)
 
 
+def served_archive(config: Path) -> Path:
+    """The archive file of the first model that the server properties in ``config`` load."""
+    settings = Configuration(read_properties(Path(config)))
+    first = settings.properties.get("load_models", f"{MODEL_NAME}={MODEL_NAME}.mar").split(",")[0]
+    return settings.model_store / first.split("=")[-1].strip()
+
+
 def environment_overrides(properties: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, str]:
     """The properties as TorchServe sees them: with ``enable_envvars_config=true``, ``TS_<KEY>`` variables win."""
     if properties.get("enable_envvars_config") != "true":

@@ -49,9 +49,9 @@ def _finish(rgb: np.ndarray, rng: np.random.Generator, blur: float, grain: float
     return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
 
 
-def scene(rng: np.random.Generator) -> Image.Image:
+def scene(rng: np.random.Generator, size: tuple[int, int] = (160, 900)) -> Image.Image:
     """A photo-like crop: sky-to-ground gradient, a few soft objects of other colours, light falloff."""
-    width, height = _size(rng, 160, 900)
+    width, height = _size(rng, *size)
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     top, bottom = rng.random(3), rng.random(3)
     t = (y / height)[..., None]
@@ -72,9 +72,9 @@ def scene(rng: np.random.Generator) -> Image.Image:
     return _finish(rgb * shade[..., None], rng, rng.uniform(0.5, 3.0), rng.uniform(1, 6))
 
 
-def texture(rng: np.random.Generator) -> Image.Image:
+def texture(rng: np.random.Generator, size: tuple[int, int] = (64, 600)) -> Image.Image:
     """A close-up of a surface: random fields at two or three scales, sometimes streaked like wood or cloth."""
-    width, height = _size(rng, 64, 600)
+    width, height = _size(rng, *size)
     field = np.zeros((height, width), dtype=np.float32)
     for scale in rng.choice([3.0, 8.0, 20.0, 60.0], size=int(rng.integers(2, 4)), replace=False):
         field += rng.uniform(0.3, 1.0) * _smooth_field(height, width, float(scale), rng)
@@ -90,19 +90,24 @@ def texture(rng: np.random.Generator) -> Image.Image:
 _WORDS = ["the", "and", "invoice", "total", "meeting", "hello", "page", "notes", "order", "shipping", "Dear", "Sir"]
 
 
-def text(rng: np.random.Generator) -> Image.Image:
+def text(rng: np.random.Generator, size: tuple[int, int] = (200, 700)) -> Image.Image:
     """Printed lines of words (some capitalised, a little punctuation), dark on light."""
-    width, height = _size(rng, 200, 700)
-    size = int(rng.integers(12, max(13, min(48, height // 4))))
-    font = ImageFont.load_default(size=size)
+    width, height = _size(rng, *size)
+    font_size = int(rng.integers(12, max(13, min(48, height // 4))))
+    font = ImageFont.load_default(size=font_size)
     paper, ink = rng.uniform(0.85, 1.0), rng.uniform(0.0, 0.3)
     image = Image.new("L", (width, height), int(paper * 255))
     draw = ImageDraw.Draw(image)
-    lines = int(rng.integers(2, max(3, height // int(size * 1.5))))
+    lines = int(rng.integers(2, max(3, height // int(font_size * 1.5))))
     letters = list(string.ascii_letters)
     for line in range(lines):
         words = [str(rng.choice(_WORDS)) if rng.random() < 0.6 else "".join(rng.choice(letters, 5)) for _ in range(8)]
-        draw.text((size // 2, size // 2 + line * size * 1.5), " ".join(words) + ".", fill=int(ink * 255), font=font)
+        draw.text(
+            (font_size // 2, font_size // 2 + line * font_size * 1.5),
+            " ".join(words) + ".",
+            fill=int(ink * 255),
+            font=font,
+        )
     image = image.rotate(rng.uniform(-3, 3), Image.Resampling.BICUBIC, fillcolor=int(paper * 255))
     return _finish(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0, rng, rng.uniform(0, 0.8), 2.0)
 
@@ -113,9 +118,9 @@ def _star(cx: float, cy: float, r: float, points: int, turn: float) -> list[tupl
     return [(cx + a * np.cos(t), cy + a * np.sin(t)) for a, t in zip(radii, angles, strict=True)]
 
 
-def shapes(rng: np.random.Generator) -> Image.Image:
+def shapes(rng: np.random.Generator, size: tuple[int, int] = (80, 500)) -> Image.Image:
     """One to four geometric shapes, filled or outlined, either polarity."""
-    width, height = _size(rng, 80, 500)
+    width, height = _size(rng, *size)
     background, ink = (255, 0) if rng.random() < 0.5 else (0, 255)
     image = Image.new("L", (width, height), background)
     draw = ImageDraw.Draw(image)
@@ -137,9 +142,9 @@ def shapes(rng: np.random.Generator) -> Image.Image:
     return image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
 
 
-def scribble(rng: np.random.Generator) -> Image.Image:
+def scribble(rng: np.random.Generator, size: tuple[int, int] = (120, 499)) -> Image.Image:
     """Two to five looping pen strokes that cross each other: a tangle, not a character."""
-    side = int(rng.integers(120, 500))
+    side = int(rng.integers(size[0], size[1] + 1))
     image = Image.new("L", (side, side), 255)
     draw = ImageDraw.Draw(image)
     width = max(2, int(side * rng.uniform(0.01, 0.035)))
@@ -167,11 +172,12 @@ KINDS: dict[str, tuple[Render, str]] = {
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png"}
 
 
-def render(kind: str, seed: int) -> Image.Image:
-    """A ``kind`` picture; the same seed, the same picture."""
+def render(kind: str, seed: int, size: tuple[int, int] | None = None) -> Image.Image:
+    """A ``kind`` picture; the same seed, the same picture. ``size``: the range of its sides, instead of the kind's."""
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}: choose from {', '.join(KINDS)}")
-    return KINDS[kind][0](np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    return KINDS[kind][0](rng, size) if size else KINDS[kind][0](rng)
 
 
 def render_bytes(kind: str, seed: int) -> tuple[bytes, str]:

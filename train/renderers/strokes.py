@@ -1,0 +1,124 @@
+"""The pieces the user-style renderers build their pictures from: strokes, warps, placement, light, shading.
+
+Each takes and returns ink coverage in [0, 1] (``alpha``) or a picture; the randomness comes from the
+caller's generator, so the same seed gives the same picture.
+"""
+
+import io
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+
+def stroke_alpha(digit: np.ndarray, side: int, threshold: float, rng: np.random.Generator) -> np.ndarray:
+    """Ink coverage in [0, 1] of ``digit`` drawn at side x side pixels.
+
+    Bicubic upsampling gives smooth outlines; thresholding it at ``threshold``
+    (0.2 thick ... 0.7 thin) sets the stroke width; a soft edge of about a pixel
+    keeps it anti-aliased like a real pen or canvas line.
+    """
+    up = Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC)
+    up = up.filter(ImageFilter.GaussianBlur(side / 140))  # rounds the 28-px staircase
+    v = np.asarray(up, dtype=np.float32) / 255.0
+    edge = 0.06 + 0.04 * rng.random()
+    return np.clip((v - threshold) / edge + 0.5, 0.0, 1.0)
+
+
+def warp(alpha: np.ndarray, angle: float, jitter: float, rng: np.random.Generator) -> np.ndarray:
+    """Rotate by ``angle`` degrees and move each corner by up to ``jitter`` of the side (perspective)."""
+    image = Image.fromarray((alpha * 255).astype(np.uint8)).rotate(angle, Image.Resampling.BICUBIC, expand=True)
+    w, h = image.size
+    corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float64)
+    moved = corners + rng.uniform(-jitter, jitter, size=(4, 2)) * (w, h)
+    image = image.transform((w, h), Image.Transform.PERSPECTIVE, perspective(corners, moved), Image.Resampling.BICUBIC)
+    return np.asarray(image, dtype=np.float32) / 255.0
+
+
+def perspective(dst: np.ndarray, src: np.ndarray) -> list[float]:
+    """Coefficients mapping output points ``dst`` to input points ``src`` (Pillow's PERSPECTIVE)."""
+    rows, rhs = [], []
+    for (x, y), (u, v) in zip(dst, src, strict=True):
+        rows.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
+        rows.append([0, 0, 0, x, y, 1, -v * x, -v * y])
+        rhs += [u, v]
+    return np.linalg.solve(np.array(rows), np.array(rhs)).tolist()
+
+
+def place(alpha: np.ndarray, height: int, width: int, rng: np.random.Generator, margin: float = 0.03) -> np.ndarray:
+    """Paste ``alpha`` at a random spot of a height x width field, keeping a small margin."""
+    field = np.zeros((height, width), dtype=np.float32)
+    ah, aw = alpha.shape
+    if ah > height or aw > width:  # never happens with the sizes below; keeps the contract simple
+        alpha = alpha[:height, :width]
+        ah, aw = alpha.shape
+    m_y, m_x = int(margin * height), int(margin * width)
+    top = rng.integers(min(m_y, height - ah), max(height - ah - m_y, min(m_y, height - ah)) + 1)
+    left = rng.integers(min(m_x, width - aw), max(width - aw - m_x, min(m_x, width - aw)) + 1)
+    field[top : top + ah, left : left + aw] = alpha
+    return field
+
+
+def lighting(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """Illumination in (0, 1]: a linear gradient, a vignette and sometimes a soft shadow."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    y, x = y / height - 0.5, x / width - 0.5
+    theta = rng.uniform(0, 2 * np.pi)
+    light = 1.0 - rng.uniform(0.05, 0.3) * (0.5 + x * np.cos(theta) + y * np.sin(theta))
+    light *= 1.0 - rng.uniform(0.05, 0.25) * (x**2 + y**2) * 2
+    if rng.random() < 0.6:  # the phone's or the hand's shadow: a half-plane with a soft edge
+        phi = rng.uniform(0, 2 * np.pi)
+        d = x * np.cos(phi) + y * np.sin(phi) - rng.uniform(-0.4, 0.4)
+        softness = rng.uniform(0.03, 0.12)
+        light *= 1.0 - rng.uniform(0.15, 0.4) / (1.0 + np.exp(-d / softness))
+    return light
+
+
+def encode(image: Image.Image, fmt: str, **params) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **params)
+    return buffer.getvalue()
+
+
+def ink_box(alpha: np.ndarray, level: float = 0.5) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of the pixels of ``alpha`` above ``level``, stop indices exclusive."""
+    rows, cols = np.flatnonzero((alpha > level).any(axis=1)), np.flatnonzero((alpha > level).any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def thick_alpha(digit: np.ndarray, box_side: int, rng: np.random.Generator, grow: tuple[float, float]) -> np.ndarray:
+    """``digit`` drawn so its ink box is about ``box_side`` pixels, each stroke edge pushed out by
+    ``grow`` (a range, in pixels of a 20-pixel box: 0.5 makes an MNIST stroke about half again as wide)."""
+    side = max(28, round(box_side * 28 / 20))
+    alpha = stroke_alpha(digit, side, rng.uniform(0.25, 0.45), rng)
+    radius = round(rng.uniform(*grow) * box_side / 20)
+    if radius > 0:
+        alpha = np.asarray(Image.fromarray(alpha).filter(ImageFilter.MaxFilter(2 * radius + 1)))
+    return alpha
+
+
+def frame(alpha: np.ndarray, margins: tuple[int, int, int, int]) -> np.ndarray:
+    """The ink box of ``alpha`` widened by (top, bottom, left, right) pixels; negative ones cut into the ink."""
+    top, bottom, left, right = ink_box(alpha)
+    m_top, m_bottom, m_left, m_right = margins
+    padded = np.pad(alpha, max(0, *margins))
+    pad = max(0, *margins)
+    return padded[pad + top - m_top : pad + bottom + m_bottom, pad + left - m_left : pad + right + m_right]
+
+
+def shade(coverage: np.ndarray, dark_on_light: bool, rng: np.random.Generator) -> Image.Image:
+    """Ink coverage as an 8-bit grey picture: dark ink on light paper or light ink on a dark ground."""
+    ground, ink = rng.uniform(0.8, 1.0), rng.uniform(0.0, 0.25)
+    if not dark_on_light:
+        ground, ink = 1.0 - ground, 1.0 - ink
+    grey = ground + (ink - ground) * coverage
+    return Image.fromarray(np.round(np.clip(grey, 0, 1) * 255).astype(np.uint8))
+
+
+def fit(alpha: np.ndarray, side: int) -> np.ndarray:
+    """Shrink ``alpha`` (keeping its aspect) when it is larger than side x side."""
+    h, w = alpha.shape
+    if max(h, w) <= side:
+        return alpha
+    scale = side / max(h, w)
+    image = Image.fromarray(alpha).resize((max(1, int(w * scale)), max(1, int(h * scale))), Image.Resampling.BOX)
+    return np.asarray(image)
