@@ -121,8 +121,9 @@ def _upsample_rows(n_out: int, n_in: int, cell: float) -> np.ndarray:
     return weights
 
 
-def ink_and_background(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray | float, bool]:
-    """(image with bright ink, its dark background level, whether it was dark ink on light paper).
+def ink_and_background(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray | float, bool, np.ndarray]:
+    """(image with bright ink, its dark background level, whether it was dark ink on light paper,
+    the image's 3x3 sums).
 
     The ink is on whichever side (darker or lighter) of the background's level
     strays further from it; a 3x3 mean keeps single noisy pixels from deciding.
@@ -141,10 +142,14 @@ def ink_and_background(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray | float
     if abs((level - low) - (high - level)) <= POLARITY_MARGIN * (high - low):
         level = 9.0 * _median(sample)
     paper = level - low > high - level
-    x = 1.0 - grey if paper else grey
+    if paper:
+        x = 1.0 - grey
+        sums = np.subtract(9.0, sums, out=sums)  # the sums of 1 - grey, without a second filter
+    else:
+        x = grey
     if min(x.shape) < SMALL_SIDE:
-        return x, _median(_border(x)), paper
-    return x, _tile_level(x, 0.25), paper
+        return x, _median(_border(x)), paper, sums
+    return x, _tile_level(x, 0.25), paper, sums
 
 
 def uneven(background: np.ndarray, levels: tuple) -> bool:
@@ -159,18 +164,24 @@ def flat_level(x: np.ndarray) -> float:
     return float(np.partition(sample, k)[k])
 
 
-def ink_levels(x: np.ndarray, background: np.ndarray | float, paper: bool) -> tuple[np.ndarray, tuple]:
+def ink_levels(
+    x: np.ndarray, background: np.ndarray | float, paper: bool, x_sums: np.ndarray
+) -> tuple[np.ndarray, tuple]:
     """(ink above the background, (low, high)): the levels that :func:`stretch` maps to 0 and 1.
 
     Below ``low`` is background and noise; ``high`` is the typical level of stroke cores.
     ``paper``: the picture was dark ink on light paper; dividing by the paper's
     brightness (flat-fielding) keeps ink in a shadow as strong as in the light.
+    ``x_sums``: the 3x3 sums of ``x``. The background is one level or a bilinear map, whose
+    3x3 sums are nine times itself (but at its kinks, where the difference is negligible):
+    the ink's sums follow from ``x``'s without filtering again.
     """
     ink = x - background
+    sums = x_sums - 9.0 * background
     if paper:
-        ink /= np.maximum(1.0 - background, 0.05)
-    # 3x3 sums, nine times the means: the levels are scaled instead of every pixel.
-    sums = box3(ink) if min(ink.shape) >= 3 else 9.0 * ink
+        gain = 1.0 / np.maximum(1.0 - background, 0.05)
+        ink *= gain
+        sums *= gain
     sample = _sample(sums)
     median = _median(sample)
     noise = 1.4826 * _median(np.abs(sample - median)) / 9.0

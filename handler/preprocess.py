@@ -40,7 +40,7 @@ import math
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageChops
 
 from handler.ink import PreprocessError, flat_level, ink_and_background, ink_levels, uneven
 from handler.layout import CENTRE, FIT, INDEX, SIDE, box_stroke_width, fills_frame, ink_box, mnist_layout
@@ -63,10 +63,10 @@ def to_model_input(image: Image.Image) -> torch.Tensor:
         raise PreprocessError("the image is empty (0 pixels)")
     mnist = _as_mnist_digit(image)
     if mnist is not None:
-        return normalize(torch.from_numpy(mnist)).unsqueeze(0)
+        return torch.from_numpy(normalize(mnist)).unsqueeze(0)
     grey = _grey(image)
-    x, background, paper = ink_and_background(grey)
-    ink, levels = ink_levels(x, background, paper)
+    x, background, paper, x_sums = ink_and_background(grey)
+    ink, levels = ink_levels(x, background, paper, x_sums)
     box = ink_box(ink, levels)
     if not np.isscalar(background) and fills_frame(box, ink.shape) and uneven(background, levels):
         # Strokes this wide relative to the picture may cover whole tiles of the background map,
@@ -74,24 +74,30 @@ def to_model_input(image: Image.Image) -> torch.Tensor:
         # them whole; if it finds no ink or thinner strokes, the map was right (a close-up photo
         # whose shadows only the map removes).
         try:
-            flat_ink, flat_levels = ink_levels(x, flat_level(x), paper)
+            flat_ink, flat_levels = ink_levels(x, flat_level(x), paper, x_sums)
             flat_box = ink_box(flat_ink, flat_levels)
             if box_stroke_width(flat_ink, flat_levels, flat_box) > box_stroke_width(ink, levels, box):
                 ink, levels, box = flat_ink, flat_levels, flat_box
         except PreprocessError:
             pass
-    return normalize(torch.from_numpy(mnist_layout(ink, levels, box))).unsqueeze(0)
+    # Normalised in NumPy: a torch operation costs more than the arithmetic on 784 values.
+    return torch.from_numpy(normalize(mnist_layout(ink, levels, box))).unsqueeze(0)
 
 
 def draft(image: Image.Image) -> None:
     """Let a JPEG not loaded yet decode straight to small greyscale (DCT scaling: several times faster).
 
-    Call it right after ``Image.open`` and before anything that loads the pixels
-    (``ImageOps.exif_transpose`` does); :func:`to_model_input` calls it too, and
-    it does nothing to other formats or to loaded images.
+    The scale (1/2, 1/4 or 1/8) is the smallest that keeps the longer side at ``ANALYSIS_SIDE``
+    pixels or more: :func:`to_model_input` reduces it to the analysis size anyway. Call it right
+    after ``Image.open`` and before anything that loads the pixels (``ImageOps.exif_transpose``
+    does); :func:`to_model_input` calls it too, and it does nothing to other formats or to loaded
+    images.
     """
     if image.format == "JPEG" and image.mode in ("L", "RGB"):
-        image.draft("L", (ANALYSIS_SIDE, ANALYSIS_SIDE))
+        width, height = image.size
+        scale = max(1, min(8, max(width, height) // ANALYSIS_SIDE))
+        # Pillow picks the largest power of two at most min(width // w, height // h).
+        image.draft("L", (max(1, width // scale), max(1, height // scale)))
 
 
 def _as_mnist_digit(image: Image.Image) -> np.ndarray | None:
@@ -128,15 +134,30 @@ def _grey(image: Image.Image) -> np.ndarray:
 
     Transparent pixels are composited onto a background that contrasts with
     the opaque ones (white behind dark strokes, black behind light ones).
+    Greyed and alpha-split at full size with Pillow's single passes, then box-reduced:
+    the float work happens on the small picture only.
     """
     draft(image)
-    image, scale = _reducible(image)
     factor = math.ceil(max(image.size) / ANALYSIS_SIDE)
+    mode = image.mode
+    if mode in ("L", "RGB", "1") or (mode == "P" and "transparency" not in image.info):
+        luma = _luma(image)
+        return _small(luma.reduce(factor) if factor > 1 else luma)
+    if mode in ("LA", "RGBA", "PA") or (mode == "P" and "transparency" in image.info):
+        if mode == "P":
+            image = image.convert("RGBA")
+        alpha = image.getchannel("A")
+        # Premultiplied luma, as a compositing would weigh it: reduced, it stays correct at the edges.
+        luma_p = ImageChops.multiply(_luma(image.convert("RGB") if mode == "PA" else image), alpha)
+        if factor > 1:
+            luma_p, alpha = luma_p.reduce(factor), alpha.reduce(factor)
+        return _composite(_small(luma_p), _small(alpha))
+    image, scale = _reducible(image)
     if factor > 1:
         image = image.reduce(factor)
     mode = image.mode
     if mode == "RGB":
-        return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+        return _small(image.convert("L"))
     if mode in ("I", "F"):
         grey = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=0.0, posinf=scale, neginf=0.0)
         if mode == "I" and scale == 255.0 and grey.max() > 255:
@@ -144,12 +165,33 @@ def _grey(image: Image.Image) -> np.ndarray:
         if mode == "F" and grey.max() <= 1.0:
             scale = 1.0
         return np.clip(grey / scale, 0.0, 1.0)
-    pixels = np.asarray(image, dtype=np.float32) / 255.0
+    pixels = _small(image)
     if mode == "L":
         return pixels
     # Premultiplied alpha ("La"/"RGBa"): grey = luma_p + (1 - alpha) * background.
-    luma_p = pixels[..., 0] if mode == "La" else pixels[..., :3] @ _LUMA
-    alpha = pixels[..., -1]
+    return _composite(pixels[..., 0] if mode == "La" else pixels[..., :3] @ _LUMA, pixels[..., -1])
+
+
+def _luma(image: Image.Image) -> Image.Image:
+    """``image`` as mode L; a palette picture through its palette's luma (a table look-up, not a per-pixel RGB)."""
+    if image.mode == "L":
+        return image
+    if image.mode == "P":
+        palette = image.getpalette("RGB") or []
+        rgb = np.zeros((256, 3), dtype=np.float32)
+        entries = np.asarray(palette, dtype=np.float32).reshape(-1, 3)[:256]
+        rgb[: len(entries)] = entries
+        table = np.round(rgb @ _LUMA).astype(np.uint8).tolist()
+        return Image.frombuffer("L", image.size, image.tobytes(), "raw", "L", 0, 1).point(table)
+    return image.convert("L")
+
+
+def _small(image: Image.Image) -> np.ndarray:
+    return np.asarray(image, dtype=np.float32) * np.float32(1 / 255)
+
+
+def _composite(luma_p: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Premultiplied luma over a background that contrasts with the opaque pixels: grey in [0, 1]."""
     coverage = float(alpha.sum())
     if coverage == 0:
         raise PreprocessError("no digit found in the image: it is fully transparent")
