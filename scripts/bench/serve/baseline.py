@@ -1,10 +1,10 @@
 """Another checkout's handler beside this one's, within one run: its archive and its in-process ceiling.
 
 ``--baseline TREE`` names a checkout of this repository (for example ``git worktree add /tmp/base
-main``). Its archive is built by its own ``python -m scripts.serving archive`` (its handler and
-model packages), then served with this tree's configuration on free ports; its ceiling runs this
-tree's measuring code in a child process whose first import path holds only the baseline's
-``handler`` and ``model`` packages.
+main``). Its server runs this tree's archive with the code swapped for the baseline's (handler and
+model packages and files): the same weights, calibration and settings. Its ceiling runs this tree's
+measuring code in a child process whose first import path holds only the baseline's ``handler``
+and ``model`` packages.
 """
 
 import json
@@ -12,10 +12,11 @@ import os
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 from scripts.serving.errors import ServeError
-from scripts.serving.paths import ROOT
+from scripts.serving.paths import HANDLER_FILE, MODEL_FILE, PACKAGES, ROOT
 
 
 def check_tree(tree: Path) -> Path:
@@ -26,14 +27,29 @@ def check_tree(tree: Path) -> Path:
     return tree
 
 
-def build_store(tree: Path, checkpoint: Path, store: Path) -> Path:
-    """The baseline's archive in ``store``, built by the baseline's own archive command."""
-    command = [sys.executable, "-m", "scripts.serving", "archive", "--checkpoint", str(Path(checkpoint).resolve())]
-    command += ["--model-store", str(Path(store).resolve())]
-    result = subprocess.run(command, cwd=tree, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ""})
-    if result.returncode != 0:
-        raise ServeError(f"the baseline's archive failed: {(result.stderr or result.stdout).strip()}")
-    return Path(store)
+def swap_code(mar: Path, tree: Path) -> Path:
+    """Rewrite the archive ``mar`` with ``tree``'s code: its handler and model packages, handler and model files.
+
+    Everything else (weights, calibration, per-model settings) stays as this tree built it, so the two
+    servers differ only in the code they run.
+    """
+    mar = Path(mar)
+    packages = [Path(tree, package) for package in PACKAGES]
+    swapped = mar.with_suffix(".swap")
+    with zipfile.ZipFile(mar) as old, zipfile.ZipFile(swapped, "w", zipfile.ZIP_DEFLATED) as new:
+        for item in old.infolist():
+            top = item.filename.split("/", 1)[0]
+            if top in PACKAGES or item.filename in (HANDLER_FILE.name, MODEL_FILE.name):
+                continue
+            new.writestr(item, old.read(item))
+        new.write(Path(tree, HANDLER_FILE.relative_to(ROOT)), HANDLER_FILE.name)
+        new.write(Path(tree, MODEL_FILE.relative_to(ROOT)), MODEL_FILE.name)
+        for package in packages:
+            for path in sorted(package.rglob("*")):
+                if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                    new.write(path, str(path.relative_to(tree)))
+    swapped.replace(mar)
+    return mar
 
 
 def in_tree(tree: Path | None, function: str, *args):
@@ -50,7 +66,7 @@ def in_tree(tree: Path | None, function: str, *args):
         )
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         result = subprocess.run(
-            [sys.executable, "-c", script, json.dumps([str(a) if isinstance(a, Path) else a for a in args])],
+            [sys.executable, "-c", script, json.dumps([_plain(a) for a in args])],
             cwd=code,
             env=env,
             capture_output=True,
@@ -59,3 +75,12 @@ def in_tree(tree: Path | None, function: str, *args):
     if result.returncode != 0:
         raise ServeError(f"the in-process measurement of {tree or ROOT} failed: {result.stderr.strip()[-500:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _plain(value):
+    """``value`` as JSON takes it: paths as strings, lists of paths as lists of strings."""
+    if isinstance(value, Path):
+        return str(value.resolve())
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
