@@ -8,6 +8,7 @@ import functools
 import math
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 MIN_CONTRAST = 0.12  # weakest ink/background contrast accepted as a digit (fraction of the range)
 HEAVY_INK = 0.025  # contrast x fraction of pixels above mid-way: much clear ink, not only shadows or noise
@@ -88,14 +89,13 @@ def tile_grid(x: np.ndarray, quantile: float) -> tuple[np.ndarray, float]:
         padded[:, sw:] = padded[:, :sw][:, ::-1][:, 1 : 1 + gw * tile - sw] if mirror else padded[:, sw - 1 : sw]
     tiles = padded.reshape(gh, tile, gw, tile).transpose(0, 2, 1, 3).reshape(gh, gw, tile * tile)
     k = int(quantile * (tile * tile - 1))
-    p = np.empty((gh + 2, gw + 2), dtype=x.dtype)  # the tiles' levels, edges repeated
+    # The tiles' levels, edges repeated, and the median of each 3x3 neighbourhood.
+    p = np.empty((gh + 2, gw + 2), dtype=x.dtype)
     p[1:-1, 1:-1] = np.partition(tiles, k, axis=-1)[..., k]
     p[0, 1:-1], p[-1, 1:-1] = p[1, 1:-1], p[-2, 1:-1]
     p[:, 0], p[:, -1] = p[:, 1], p[:, -2]
-    neighbours = np.empty((9, gh, gw), dtype=x.dtype)
-    for n in range(9):
-        neighbours[n] = p[n // 3 : n // 3 + gh, n % 3 : n % 3 + gw]
-    return np.partition(neighbours, 4, axis=0)[4], float(tile * step)  # the median of nine
+    neighbours = sliding_window_view(p, (3, 3)).reshape(gh, gw, 9)
+    return np.partition(neighbours, 4, axis=-1)[..., 4], float(tile * step)
 
 
 def expand(grid: np.ndarray, cell: float, shape: tuple[int, int]) -> np.ndarray:

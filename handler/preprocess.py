@@ -84,7 +84,7 @@ def to_model_input(image: Image.Image) -> torch.Tensor:
         raise PreprocessError("the image is empty (0 pixels)")
     mnist = _as_mnist_digit(image)
     if mnist is not None:
-        return torch.from_numpy(normalize(mnist)).unsqueeze(0)
+        return torch.from_numpy(normalize(mnist)[None])
     draft(image)
     source = GreySource(image)
     factor = source.factor(COARSE_SIDE)
@@ -98,7 +98,7 @@ def to_model_input(image: Image.Image) -> torch.Tensor:
         except PreprocessError:
             pass  # the small picture's reading stands
     # Normalised in NumPy: a torch operation costs more than the arithmetic on 784 values.
-    return torch.from_numpy(normalize(mnist_layout(ink, levels, box))).unsqueeze(0)
+    return torch.from_numpy(normalize(mnist_layout(ink, levels, box))[None])
 
 
 def draft(image: Image.Image) -> None:
