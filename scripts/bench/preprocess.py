@@ -15,6 +15,7 @@ turns ``--rounds`` times: both sides see the same machine, and each figure is th
 over the rounds.
 """
 
+import io
 import json
 import os
 import subprocess
@@ -25,6 +26,7 @@ import timeit
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from handler.decode import RequestError, decode_image
 from handler.preprocess import PreprocessError, to_model_input
@@ -49,7 +51,9 @@ def best_us(fn, seconds: float = 0.2) -> float:
 def bench_file(path: Path, seconds: float = 0.2) -> dict:
     data = path.read_bytes()
     image = decode_image(data)
-    row = {"file": path.name, "mode": image.mode, "size": list(image.size), "bytes": len(data)}
+    with Image.open(io.BytesIO(data)) as original:  # the file's size: a JPEG decodes smaller
+        size = list(original.size)
+    row = {"file": path.name, "mode": image.mode, "size": size, "decoded": list(image.size), "bytes": len(data)}
     row["decode_us"] = round(best_us(lambda: decode_image(data), seconds), 1)
     try:
         to_model_input(decode_image(data))
