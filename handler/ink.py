@@ -8,6 +8,7 @@ import functools
 import math
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 MIN_CONTRAST = 0.12  # weakest ink/background contrast accepted as a digit (fraction of the range)
 HEAVY_INK = 0.025  # contrast x fraction of pixels above mid-way: much clear ink, not only shadows or noise
@@ -38,8 +39,8 @@ def box3(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def _median(a: np.ndarray) -> float:
-    """``np.median`` of all of ``a``: the same partition without its per-call overhead (dominant on small arrays)."""
+def median(a: np.ndarray) -> float:
+    """``np.median`` of all of ``a``: the same partition without its per-call overhead."""
     flat = a.ravel()
     k = flat.size // 2
     if flat.size % 2:
@@ -51,8 +52,8 @@ def _median(a: np.ndarray) -> float:
 def _sample(a: np.ndarray, target: int = 1024) -> np.ndarray:
     """A regular subsample of at most about ``target`` pixels: plenty for a median, much cheaper.
 
-    A median costs a partition of every pixel it is given, and the preprocessing takes several
-    per picture.
+    A median costs a partition of every pixel it is given; on a 120x120 picture five of them
+    were half of the preprocessing time.
     """
     step = max(1, math.ceil(math.sqrt(a.size / target)))
     return a[::step, ::step]
@@ -64,15 +65,14 @@ def _border(a: np.ndarray) -> np.ndarray:
     return np.concatenate([a[:w].ravel(), a[-w:].ravel(), a[w:-w, :w].ravel(), a[w:-w, -w:].ravel()])
 
 
-def _tile_level(x: np.ndarray, quantile: float) -> np.ndarray:
-    """A smooth full-size map of the per-tile ``quantile`` of ``x``.
+def tile_grid(x: np.ndarray, quantile: float) -> tuple[np.ndarray, float]:
+    """(per-tile ``quantile`` of ``x``, 3x3-median filtered; the tiles' side in pixels of ``x``).
 
     Tiles are about 1/8 of the longer side, wider than strokes, so a low
     quantile is background; a 3x3 median over tiles gives a tile full of ink
-    its neighbours' level while shadow edges survive; bilinear interpolation
-    makes the map smooth.
+    its neighbours' level while shadow edges survive. :func:`expand` makes it
+    a smooth map, of the whole picture or of any region at any resolution.
     """
-    h, w = x.shape
     step = 2 if x.size > 16384 else 1  # every other row and column: plenty for a quantile, a quarter of the work
     sub = x[::step, ::step]
     sh, sw = sub.shape
@@ -89,16 +89,23 @@ def _tile_level(x: np.ndarray, quantile: float) -> np.ndarray:
         padded[:, sw:] = padded[:, :sw][:, ::-1][:, 1 : 1 + gw * tile - sw] if mirror else padded[:, sw - 1 : sw]
     tiles = padded.reshape(gh, tile, gw, tile).transpose(0, 2, 1, 3).reshape(gh, gw, tile * tile)
     k = int(quantile * (tile * tile - 1))
-    p = np.empty((gh + 2, gw + 2), dtype=x.dtype)  # the tiles' levels, edges repeated
+    # The tiles' levels, edges repeated, and the median of each 3x3 neighbourhood.
+    p = np.empty((gh + 2, gw + 2), dtype=x.dtype)
     p[1:-1, 1:-1] = np.partition(tiles, k, axis=-1)[..., k]
     p[0, 1:-1], p[-1, 1:-1] = p[1, 1:-1], p[-2, 1:-1]
     p[:, 0], p[:, -1] = p[:, 1], p[:, -2]
-    neighbours = np.empty((9, gh, gw), dtype=x.dtype)
-    for n in range(9):
-        neighbours[n] = p[n // 3 : n // 3 + gh, n % 3 : n % 3 + gw]
-    level = np.partition(neighbours, 4, axis=0)[4]  # the median of nine
-    # Tile centres sit at (i + 0.5) * tile * step pixels.
-    return _upsample_rows(h, gh, tile * step) @ level @ _upsample_rows(w, gw, tile * step).T
+    neighbours = sliding_window_view(p, (3, 3)).reshape(gh, gw, 9)
+    return np.partition(neighbours, 4, axis=-1)[..., 4], float(tile * step)
+
+
+def expand(grid: np.ndarray, cell: float, shape: tuple[int, int]) -> np.ndarray:
+    """The bilinear map of ``grid`` (tile centres at (i + 0.5) * cell pixels) over a ``shape`` picture."""
+    return _upsample_rows(shape[0], grid.shape[0], cell) @ grid @ _upsample_rows(shape[1], grid.shape[1], cell).T
+
+
+def expand_region(grid: np.ndarray, cell: float, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """The same map at pixel centres ``rows`` x ``cols`` (coordinates in pixels of the gridded picture)."""
+    return _interpolation(rows, grid.shape[0], cell) @ grid @ _interpolation(cols, grid.shape[1], cell).T
 
 
 @functools.lru_cache(maxsize=64)
@@ -106,23 +113,29 @@ def _upsample_rows(n_out: int, n_in: int, cell: float) -> np.ndarray:
     """The (n_out, n_in) matrix of bilinear interpolation from cells of ``cell`` pixels, edges clamped.
 
     As Pillow's bilinear upscaling, but two small matrix products replace converting
-    to and from an image and the resize of a padded copy (costlier than the interpolation itself).
-    Cached (read-only): a client's pictures tend to share a size, and building the matrix
-    cost as much as using it.
+    to and from an image and the resize of a padded copy. Cached (read-only): a client's
+    pictures tend to share a size, and building the matrix cost as much as using it.
     """
-    src = np.clip((np.arange(n_out, dtype=np.float32) + 0.5) / cell - 0.5, 0.0, n_in - 1)
-    first = np.minimum(src.astype(np.intp), max(n_in - 2, 0))
-    weights = np.zeros((n_out, n_in), dtype=np.float32)
-    rows = np.arange(n_out)
-    weights[rows, first] = 1.0 - (src - first)
-    if n_in > 1:
-        weights[rows, first + 1] = src - first
+    weights = _interpolation(np.arange(n_out, dtype=np.float32) + 0.5, n_in, cell)
     weights.flags.writeable = False
     return weights
 
 
-def ink_and_background(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray | float, bool]:
-    """(image with bright ink, its dark background level, whether it was dark ink on light paper).
+def _interpolation(centres: np.ndarray, n_in: int, cell: float) -> np.ndarray:
+    """Bilinear weights (len(centres), n_in) of the cells (centred at (i + 0.5) * cell) at ``centres``."""
+    src = np.clip(centres / cell - 0.5, 0.0, n_in - 1).astype(np.float32)
+    first = np.minimum(src.astype(np.intp), max(n_in - 2, 0))
+    weights = np.zeros((len(centres), n_in), dtype=np.float32)
+    rows = np.arange(len(centres))
+    weights[rows, first] = 1.0 - (src - first)
+    if n_in > 1:
+        weights[rows, first + 1] = src - first
+    return weights
+
+
+def ink_and_background(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray | float, bool, np.ndarray, tuple]:
+    """(image with bright ink, its dark background level, whether it was dark ink on light paper,
+    the image's 3x3 sums, the background's :func:`tile_grid` or None when it is one level).
 
     The ink is on whichever side (darker or lighter) of the background's level
     strays further from it; a 3x3 mean keeps single noisy pixels from deciding.
@@ -137,14 +150,19 @@ def ink_and_background(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray | float
     sample = _sample(grey)
     sums = box3(grey) if min(grey.shape) >= 3 else 9.0 * grey
     low, high = float(sums.min()), float(sums.max())
-    level = 9.0 * _median(_border(sample))  # on the scale of the 3x3 sums
+    level = 9.0 * median(_border(sample))  # on the scale of the 3x3 sums
     if abs((level - low) - (high - level)) <= POLARITY_MARGIN * (high - low):
-        level = 9.0 * _median(sample)
+        level = 9.0 * median(sample)
     paper = level - low > high - level
-    x = 1.0 - grey if paper else grey
+    if paper:
+        x = 1.0 - grey
+        sums = np.subtract(9.0, sums, out=sums)  # the sums of 1 - grey, without a second filter
+    else:
+        x = grey
     if min(x.shape) < SMALL_SIDE:
-        return x, _median(_border(x)), paper
-    return x, _tile_level(x, 0.25), paper
+        return x, median(_border(x)), paper, sums, None
+    grid = tile_grid(x, 0.25)
+    return x, expand(*grid, x.shape), paper, sums, grid
 
 
 def uneven(background: np.ndarray, levels: tuple) -> bool:
@@ -159,23 +177,30 @@ def flat_level(x: np.ndarray) -> float:
     return float(np.partition(sample, k)[k])
 
 
-def ink_levels(x: np.ndarray, background: np.ndarray | float, paper: bool) -> tuple[np.ndarray, tuple]:
-    """(ink above the background, (low, high)): the levels that :func:`stretch` maps to 0 and 1.
+def ink_levels(
+    x: np.ndarray, background: np.ndarray | float, paper: bool, x_sums: np.ndarray
+) -> tuple[np.ndarray, tuple, float]:
+    """(ink above the background, (low, high), mid): the levels that :func:`stretch` maps to 0 and 1.
 
-    Below ``low`` is background and noise; ``high`` is the typical level of stroke cores.
+    Below ``low`` is background and noise; ``high`` is the typical level of stroke cores: the
+    median of the ink whose 3x3 mean is above ``mid``, half-way to the strongest.
     ``paper``: the picture was dark ink on light paper; dividing by the paper's
     brightness (flat-fielding) keeps ink in a shadow as strong as in the light.
+    ``x_sums``: the 3x3 sums of ``x``. The background is one level or a bilinear map, whose
+    3x3 sums are nine times itself (but at its kinks, where the difference is negligible):
+    the ink's sums follow from ``x``'s without filtering again.
     """
     ink = x - background
+    sums = x_sums - 9.0 * background
     if paper:
-        ink /= np.maximum(1.0 - background, 0.05)
-    # 3x3 sums, nine times the means: the levels are scaled instead of every pixel.
-    sums = box3(ink) if min(ink.shape) >= 3 else 9.0 * ink
+        gain = 1.0 / np.maximum(1.0 - background, 0.05)
+        ink *= gain
+        sums *= gain
     sample = _sample(sums)
-    median = _median(sample)
-    noise = 1.4826 * _median(np.abs(sample - median)) / 9.0
+    typical = median(sample)
+    noise = 1.4826 * median(np.abs(sample - typical)) / 9.0
     # The background's level: the median, or the border's when lower (a tight crop, mostly ink).
-    centre = min(median, _median(_border(sample))) / 9.0
+    centre = min(typical, median(_border(sample))) / 9.0
     peak = float(sums.max()) / 9.0 - centre
     inked = np.count_nonzero(sample > 9.0 * (centre + 0.5 * peak))
     if peak * inked >= HEAVY_INK * sample.size:
@@ -187,9 +212,10 @@ def ink_levels(x: np.ndarray, background: np.ndarray | float, paper: bool) -> tu
     # Noise and faint background fall below `low`; stroke cores (the typical level
     # of clearly inked pixels) reach 1.
     low = centre + max(0.25 * peak, 4.0 * noise)
-    strong = ink[sums > 9.0 * (centre + 0.5 * peak)]
-    high = max(_median(strong) if strong.size else centre + peak, low + 1e-3)
-    return ink, (low, high)
+    mid = centre + 0.5 * peak
+    strong = ink[sums > 9.0 * mid]
+    high = max(median(strong) if strong.size else centre + peak, low + 1e-3)
+    return ink, (low, high), mid
 
 
 def _pixel_noise(a: np.ndarray) -> float:
@@ -204,7 +230,7 @@ def _pixel_noise(a: np.ndarray) -> float:
     h, w = a.shape[0] - 1, a.shape[1] - 1
     top, bottom = a[0:h:step], a[1 : h + 1 : step]
     hh = top[:, 0:w:step] - top[:, 1 : w + 1 : step] - bottom[:, 0:w:step] + bottom[:, 1 : w + 1 : step]
-    return 1.4826 * _median(np.abs(hh)) / 2.0
+    return 1.4826 * median(np.abs(hh)) / 2.0
 
 
 def stretch(ink: np.ndarray, levels: tuple) -> np.ndarray:

@@ -31,7 +31,7 @@ def test_a_point_serialises_every_declared_field_and_the_table_reads_it():
         "single_image_ms": {"handler": 0.5},
         "points": [row],
     }
-    assert "| w1-b8-d1 | 1 | 8 | 1 | 8 | 100 | 50% | - | 1.0 | 2.0 | 3.0 | 0 |" in markdown(report)
+    assert "| pngs | this | w1-b8-d1 | 1 | 8 | 1 | 8 | 100 | 50% | - | 1.0 | 2.0 | 3.0 | 0 |" in markdown(report)
 
 
 @pytest.mark.parametrize("argv", [["--concurrency", "0"], ["--requests", "x"], ["--warmup", "-1"]])

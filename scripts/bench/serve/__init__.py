@@ -7,8 +7,12 @@
 Each configuration (``w<workers>-b<batch size>-d<max batch delay ms>``, or ``default`` for the
 shipped configuration) runs the bundle's real archive and configuration on free loopback ports
 (:func:`scripts.serving.process.serve_checkpoint`). wrk sends a fixed number of real single-digit
-PNG uploads from samples/ with the inference key, after a warm-up, at each concurrency.
+picture uploads from samples/ (one load's files: PNGs, real pictures, the photo) with the inference
+key, after a warm-up, at each concurrency. ``--baseline TREE`` serves another checkout's code beside
+this one's, the two taking turns.
 
+- :mod:`~scripts.bench.serve.loads`: which pictures each load sends;
+- :mod:`~scripts.bench.serve.baseline`: the baseline checkout's archive and in-process ceiling;
 - :mod:`~scripts.bench.serve.ceiling`: the handler's own work in-process, without HTTP;
 - :mod:`~scripts.bench.serve.load`: the wrk driver (``wrk.lua``);
 - :mod:`~scripts.bench.serve.probes`: CPU time, JIT compiler time and TorchServe's metrics around a point;

@@ -105,3 +105,13 @@ def single_image_ms(checkpoint: Path, bodies: list[bytes], repeats: int = 30) ->
     finally:
         torch.set_num_threads(threads)
     return {name: round(statistics.median(values), 3) for name, values in stages.items()}
+
+
+def ceiling_json(checkpoint: str, files: list[str], batch_size: int, processes: int, seconds: float) -> list:
+    """:func:`ceiling` on picture files: [images/s, CPU ms per image], for :mod:`~scripts.bench.serve.baseline`."""
+    return list(ceiling(Path(checkpoint), [Path(f).read_bytes() for f in files], batch_size, processes, seconds))
+
+
+def single_image_ms_json(checkpoint: str, files: list[str], repeats: int) -> dict:
+    """:func:`single_image_ms` on picture files."""
+    return single_image_ms(Path(checkpoint), [Path(f).read_bytes() for f in files], repeats)

@@ -5,15 +5,15 @@ import os
 import sys
 from pathlib import Path
 
-from scripts.bench.serve.ceiling import ceiling, single_image_ms
-from scripts.bench.serve.report import machine, markdown, plot, request_profile
+from scripts.bench.serve.baseline import check_tree, in_tree
+from scripts.bench.serve.loads import DEFAULT_LOADS, LOADS, load_bodies
+from scripts.bench.serve.report import before_after, machine, markdown, plot, request_profile
 from scripts.bench.serve.schema import markdown_fields
 from scripts.bench.serve.sweep import measure_server, sweep
 from scripts.cli import OneLineParser, positive_float, positive_int
 from scripts.serving.config import configure
 from scripts.serving.errors import ServeError
 from scripts.serving.process import Server
-from scripts.serving.warmup import sample_bodies
 
 CONCURRENCY = (1, 8, 32, 64)
 CEILING_BATCHES = (1, 8, 32)
@@ -49,6 +49,11 @@ def build_parser() -> OneLineParser:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra config.properties overrides")
     parser.add_argument("--quick", action="store_true", help="a few hundred requests, one configuration")
     parser.add_argument("--attach", type=Path, metavar="RUN_DIR", help="use the server running from RUN_DIR (logs)")
+    parser.add_argument(
+        "--loads", nargs="+", default=list(DEFAULT_LOADS), choices=list(LOADS), help=f"{' '.join(DEFAULT_LOADS)}"
+    )
+    parser.add_argument("--baseline", type=Path, metavar="TREE", help="also serve this checkout's code, in turns")
+    parser.add_argument("--rounds", type=positive_int, default=1, help="turns each server takes per point (1)")
     parser.add_argument("--fields", action="store_true", help="print the table of a point's fields and exit")
     parser.add_argument("--out", type=Path, default=Path("reports/bench_serve.json"), help="JSON report")
     parser.add_argument("--plot", type=Path, default=Path("reports/bench_serve.png"), help="plot")
@@ -76,35 +81,65 @@ def run(args, log=print) -> dict:
     def counts(c: int) -> int:
         return args.requests_c1 if c == 1 else args.requests
 
-    bodies = sample_bodies()
-    body_bytes = [p.read_bytes() for p in bodies]
+    loads = {name: load_bodies(name) for name in args.loads}
+    sides = {"this": None}
+    if args.baseline is not None:
+        if attached is not None:
+            raise ServeError("--baseline starts its own servers: drop --attach")
+        sides = {"before": check_tree(args.baseline), "after": None}
+    first = next(iter(loads.values()))
     shipped = configure().model
-    report = {"machine": machine(), "samples": [p.name for p in bodies], "defaults": shipped}
+    report = {"machine": machine(), "loads": {k: [p.name for p in v] for k, v in loads.items()}, "defaults": shipped}
+    report["samples"] = [p.name for p in first]
     cores = os.cpu_count() or 1
     log(f"ceiling: handler in-process, {cores} process(es) x 1 torch thread, batch sizes {CEILING_BATCHES} ...")
-    report["single_image_ms"] = single_image_ms(args.checkpoint, body_bytes, repeats=5 if args.quick else 30)
-    log(f"  one image alone {report['single_image_ms']}")
+    repeats = 5 if args.quick else 30
+    report["single_image_ms_by_load"] = {
+        f"{load}/{side}": in_tree(tree, "single_image_ms", args.checkpoint, bodies, repeats)
+        for load, bodies in loads.items()
+        for side, tree in sides.items()
+    }
+    report["single_image_ms"] = report["single_image_ms_by_load"][f"{next(iter(loads))}/{list(sides)[-1]}"]
+    log(f"  one image alone {report['single_image_ms_by_load']}")
 
     warmup = (args.warmup, args.warmup_rounds)
     if attached is not None:
-        points = measure_server(attached, "attached", bodies, args.concurrency, counts, warmup, log)
+        points = []
+        for load, bodies in loads.items():
+            for point in measure_server(attached, "attached", bodies, args.concurrency, counts, warmup, log):
+                point.load = load
+                points.append(point)
     else:
-        points = sweep(args.checkpoint, args.configs, bodies, args.concurrency, counts, warmup, extra, log)
+        points = sweep(
+            args.checkpoint, args.configs, loads, sides, args.concurrency, counts, warmup, extra, log, args.rounds
+        )
     batches = sorted(set(CEILING_BATCHES) | {p.batch_size for p in points})
-    measured = {b: ceiling(args.checkpoint, body_bytes, b, cores, args.ceiling_seconds) for b in batches}
-    rates = {b: round(rate, 1) for b, (rate, _) in measured.items()}
-    cpu_per_image = {b: round(cpu, 3) for b, (_, cpu) in measured.items()}
-    report["ceiling"] = {"processes": cores, "torch_threads_each": 1, "images_per_s": rates}
-    report["ceiling"]["cpu_ms_per_image"] = cpu_per_image
-    log(f"ceiling: {rates} images/s; CPU ms per image {cpu_per_image}")
+    report["ceilings"] = {}
+    for load, bodies in loads.items():
+        for side, tree in sides.items():
+            measured = {
+                b: in_tree(tree, "ceiling", args.checkpoint, bodies, b, cores, args.ceiling_seconds) for b in batches
+            }
+            report["ceilings"][f"{load}/{side}"] = {
+                "processes": cores,
+                "torch_threads_each": 1,
+                "images_per_s": {b: round(rate, 1) for b, (rate, _) in measured.items()},
+                "cpu_ms_per_image": {b: round(cpu, 3) for b, (_, cpu) in measured.items()},
+            }
+            log(f"ceiling {load}/{side}: {report['ceilings'][f'{load}/{side}']}")
+    report["ceiling"] = report["ceilings"][f"{next(iter(loads))}/{list(sides)[-1]}"]
     for point in points:
-        point.ceiling_images_per_s = rates[point.batch_size]
+        ceiling = report["ceilings"][f"{point.load}/{point.code if point.code in sides else 'this'}"]
+        point.ceiling_images_per_s = ceiling["images_per_s"][point.batch_size]
         point.fraction_of_ceiling = round(point.rps / point.ceiling_images_per_s, 3)
         # The same ratio in CPU time: the handler's in-process CPU per image over all the CPU one
         # served request costs (frontend, workers, wrk). Unlike req/s it holds on a busy machine.
         total_cpu = sum(point.cpu_ms_per_request.values())
-        point.cpu_efficiency = round(cpu_per_image[point.batch_size] / total_cpu, 3) if total_cpu else None
+        cpu = ceiling["cpu_ms_per_image"][point.batch_size]
+        point.cpu_efficiency = round(cpu / total_cpu, 3) if total_cpu else None
     report["points"] = [point.to_json() for point in points]
+    if args.baseline is not None:
+        report["before_after"] = before_after(report["points"])
     single = [p for p in report["points"] if p["concurrency"] == 1]
     if single:
         report["profile_c1"] = request_profile(single[0], report["single_image_ms"])
@@ -114,6 +149,8 @@ def run(args, log=print) -> dict:
         "warmup": args.warmup,
         "warmup_rounds_max": args.warmup_rounds,
         "set": extra,
+        "rounds": args.rounds,
+        "baseline": str(args.baseline) if args.baseline else None,
     }
     return report
 

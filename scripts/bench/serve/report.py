@@ -2,6 +2,7 @@
 
 import os
 import platform
+import statistics
 import zlib
 from pathlib import Path
 
@@ -59,16 +60,39 @@ def markdown(report: dict) -> str:
         + ", ".join(f"batch {b}: {v:,.0f} img/s" for b, v in c["images_per_s"].items())
         + f"; one image alone: {report['single_image_ms']['handler']:.2f} ms (median over the samples).",
         "",
-        "| config | workers | batch | delay ms | concurrency | req/s | of ceiling | CPU eff. | p50 ms | p90 ms "
-        "| p99 ms | non-200 |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| load | code | config | workers | batch | delay ms | concurrency | req/s | of ceiling | CPU eff. | p50 ms "
+        "| p90 ms | p99 ms | non-200 |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for p in report["points"]:
         lines.append(
+            f"| {p.get('load', 'pngs')} | {p.get('code', 'this')} "
             f"| {p['config']} | {p['workers']} | {p['batch_size']} | {p['max_batch_delay_ms']} | {p['concurrency']} "
             f"| {p['rps']:,.0f} | {_percent(p['fraction_of_ceiling'])} | {_percent(p['cpu_efficiency'])} "
             f"| {p['p50_ms']:.1f} | {p['p90_ms']:.1f} | {p['p99_ms']:.1f} | {p['non_200']} |"
         )
+    if report.get("ceilings"):
+        lines += ["", "| ceiling (in-process) | " + " | ".join(f"batch {b} img/s" for b in c["images_per_s"])]
+        lines[-1] += " | " + " | ".join(f"batch {b} CPU ms/img" for b in c["images_per_s"]) + " |"
+        lines.append("| --- |" + " ---: |" * (2 * len(c["images_per_s"])))
+        for name, ceiling in report["ceilings"].items():
+            rates = " | ".join(f"{v:,.0f}" for v in ceiling["images_per_s"].values())
+            cpus = " | ".join(f"{v:.3f}" for v in ceiling["cpu_ms_per_image"].values())
+            lines.append(f"| {name} | {rates} | {cpus} |")
+    if report.get("before_after"):
+        lines += [
+            "",
+            "| load | config | concurrency | req/s before | req/s after | ratio | CPU ms/req before | after "
+            "| p99 ms before | after | non-200 |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for row in report["before_after"]:
+            lines.append(
+                f"| {row['load']} | {row['config']} | {row['concurrency']} | {row['rps_before']:,.0f} "
+                f"| {row['rps_after']:,.0f} | {row['ratio']:.2f}x | {row['cpu_ms_before']:.2f} "
+                f"| {row['cpu_ms_after']:.2f} "
+                f"| {row['p99_ms_before']:.1f} | {row['p99_ms_after']:.1f} | {row['non_200']} |"
+            )
     profile = report.get("profile_c1")
     if profile:
         stages = ", ".join(f"{k} {v:.2f}" for k, v in profile["handler_stages_ms"].items())
@@ -84,6 +108,31 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def before_after(points: list[dict]) -> list[dict]:
+    """Per load, configuration and concurrency: the baseline's and this tree's figures side by side.
+
+    Each side's req/s is the median over its rounds; CPU per request (frontend, workers and wrk) and p99
+    likewise; non-200 sums both sides' failed answers.
+    """
+    groups: dict[tuple, dict[str, list[dict]]] = {}
+    for p in points:
+        key = (p["load"], p["config"], p["concurrency"])
+        groups.setdefault(key, {"before": [], "after": []}).setdefault(p["code"], []).append(p)
+    rows = []
+    for (load, config, concurrency), sides in groups.items():
+        if not sides["before"] or not sides["after"]:
+            continue
+        row = {"load": load, "config": config, "concurrency": concurrency, "rounds": len(sides["after"])}
+        for side, group in sides.items():
+            row[f"rps_{side}"] = round(statistics.median(p["rps"] for p in group), 1)
+            row[f"cpu_ms_{side}"] = round(statistics.median(sum(p["cpu_ms_per_request"].values()) for p in group), 3)
+            row[f"p99_ms_{side}"] = round(statistics.median(p["p99_ms"] for p in group), 2)
+        row["ratio"] = round(row["rps_after"] / row["rps_before"], 3) if row["rps_before"] else None
+        row["non_200"] = sum(p["non_200"] for group in sides.values() for p in group)
+        rows.append(row)
+    return rows
+
+
 def _percent(value) -> str:
     return "-" if value is None else f"{value:.0%}"
 
@@ -95,9 +144,14 @@ def plot(report: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax_rps, ax_p99) = plt.subplots(1, 2, figsize=(12, 4.5))
-    configs = dict.fromkeys(p["config"] for p in report["points"])
+
+    def label(p: dict) -> str:
+        code = "" if p.get("code", "this") == "this" else f" {p['code']}"
+        return f"{p['config']} {p.get('load', 'pngs')}{code}"
+
+    configs = dict.fromkeys(label(p) for p in report["points"])
     for name in configs:
-        points = [p for p in report["points"] if p["config"] == name]
+        points = [p for p in report["points"] if label(p) == name]
         xs = [p["concurrency"] for p in points]
         ax_rps.plot(xs, [p["rps"] for p in points], marker="o", label=name)
         ax_p99.plot(xs, [p["p99_ms"] for p in points], marker="o", label=name)

@@ -11,6 +11,8 @@ def _doc(text: str, default=None):
 class Point:
     """One configuration at one concurrency."""
 
+    load: str = _doc("the pictures sent (`scripts/bench/serve/loads.py`): `pngs`, `mnist`, `real` or `photo`", "pngs")
+    code: str = _doc("whose handler: `this` checkout's; with `--baseline`, `before` (the baseline's), `after`", "this")
     config: str = _doc("`default` (the shipped configuration), `attached`, or `w<workers>-b<batch>-d<delay ms>`")
     workers: int = _doc("TorchServe workers")
     batch_size: int = _doc("largest batch TorchServe gathers")

@@ -5,12 +5,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from scripts.bench.serve.baseline import swap_code
 from scripts.bench.serve.load import wrk
 from scripts.bench.serve.probes import cpu_seconds, scrape, server_profile
 from scripts.bench.serve.schema import Point
+from scripts.serving.archive import build_archive
 from scripts.serving.config import configure
 from scripts.serving.errors import ServeError
-from scripts.serving.process import Server, serve_checkpoint
+from scripts.serving.process import Server, serve_checkpoint, serve_store
 from scripts.serving.warmup import JIT_QUIET, jit_cpu_seconds
 
 CONFIG_PATTERN = re.compile(r"^w(\d+)-b(\d+)-d(\d+)$")
@@ -103,16 +105,48 @@ def measure_server(server, name, bodies, concurrencies, counts, warmup, log) -> 
     return points
 
 
-def sweep(checkpoint, names, bodies, concurrencies, counts, warmup, extra, log) -> list[Point]:
-    """Each named configuration on a server of its own, started and stopped here."""
+def sweep(checkpoint, names, loads, sides, concurrencies, counts, warmup, extra, log, rounds=1) -> list[Point]:
+    """Each named configuration on a server of its own per side, started and stopped here.
+
+    ``loads``: {name: picture files}; ``sides``: {"this": None} or {"before": baseline tree, "after": None}.
+    With two sides both servers run at once and take turns at every point, ``rounds`` times: both
+    see the same machine. Every load at every concurrency is measured on each side.
+    """
     configs = {name: parse_config(name) for name in names}
+    every_body = sorted({path for bodies in loads.values() for path in bodies})
     points = []
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as work:
         for index, (name, overrides) in enumerate(configs.items()):
-            log(f"{name}: starting TorchServe ...")
-            server = serve_checkpoint(checkpoint, Path(work, f"{index}-{name}"), properties=extra, **overrides)
+            servers = {}
             try:
-                points += measure_server(server, name, bodies, concurrencies, counts, warmup, log)
+                for side, tree in sides.items():
+                    log(f"{name} ({side}): starting TorchServe ...")
+                    servers[side] = _start(checkpoint, tree, Path(work, f"{index}-{name}-{side}"), extra, overrides)
+                warmed = {}
+                for side, server in servers.items():
+                    warmed[side] = warm_up(server, every_body, *warmup) if warmup[0] else 0
+                    log(f"  {side} warmed up: {warmed[side]} round(s) of {warmup[0]} answers")
+                for turn in range(rounds):
+                    for load, bodies in loads.items():
+                        for concurrency in concurrencies:
+                            for side, server in servers.items():
+                                config = settings(name, server)
+                                point = measure(server, config, bodies, concurrency, counts(concurrency))
+                                point.load, point.code, point.warmup_rounds = load, side, warmed[side]
+                                log(f"  round {turn + 1} {load} {side}:")
+                                log_point(point, log)
+                                points.append(point)
             finally:
-                server.stop()
+                for server in servers.values():
+                    server.stop()
     return points
+
+
+def _start(checkpoint, tree, workdir: Path, extra: dict, overrides: dict) -> Server:
+    """A server of this tree's archive, or with ``tree``, of the same archive carrying the baseline's code."""
+    if tree is None:
+        return serve_checkpoint(checkpoint, workdir, properties=extra, **overrides)
+    store = workdir / "store"
+    mar = build_archive(checkpoint, store, configure(**overrides).model)
+    swap_code(mar, tree)
+    return serve_store(store, workdir, properties=extra, **overrides)

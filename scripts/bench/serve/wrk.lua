@@ -1,5 +1,5 @@
--- wrk script for scripts.bench.serve (load.py): POST real PNG digits to TorchServe, stop after a fixed
--- number of answers, print one JSON line of results.
+-- wrk script for scripts.bench.serve (load.py): POST real pictures of digits (PNG, JPEG) to TorchServe, stop
+-- after a fixed number of answers, print one JSON line of results.
 --
 --   wrk -t1 -c32 -d300s -s scripts/bench/serve/wrk.lua http://127.0.0.1:8080/predictions/mnist \
 --       -- <answers per thread> <inference key> a.png b.png ...
@@ -25,10 +25,11 @@ end
 
 function init(args)
   limit = tonumber(args[1])
-  local headers = { ["Authorization"] = "Bearer " .. args[2], ["Content-Type"] = "image/png" }
   requests_ = {}
   for i = 3, #args do
     local file = assert(io.open(args[i], "rb"))
+    local kind = args[i]:lower():match("%.jpe?g$") and "image/jpeg" or "image/png"
+    local headers = { ["Authorization"] = "Bearer " .. args[2], ["Content-Type"] = kind }
     requests_[#requests_ + 1] = wrk.format("POST", nil, headers, file:read("*a"))
     file:close()
   end
