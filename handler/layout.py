@@ -110,6 +110,8 @@ def mnist_layout(ink: np.ndarray, levels: tuple, box: tuple[int, int, int, int])
     # Bilinear weights are positive: the result stays in [0, max], so no clipping is needed.
     small = small / max(float(small.max()), 1e-6)
     mass = float(small.sum())
+    if mass <= 0.0:  # faint ink that the reduction to FIT pixels averages away
+        raise PreprocessError("no digit found in the image: its ink is too faint to fill a 28x28 digit")
     cy = float(small.sum(axis=1) @ INDEX[: small.shape[0]]) / mass
     cx = float(small.sum(axis=0) @ INDEX[: small.shape[1]]) / mass
     top = min(max(round(CENTRE - cy), 0), SIDE - small.shape[0])
