@@ -52,8 +52,7 @@ def median(a: np.ndarray) -> float:
 def _sample(a: np.ndarray, target: int = 1024) -> np.ndarray:
     """A regular subsample of at most about ``target`` pixels: plenty for a median, much cheaper.
 
-    A median costs a partition of every pixel it is given; on a 120x120 picture five of them
-    were half of the preprocessing time.
+    A median costs a partition of every pixel it is given, and the preprocessing takes several.
     """
     step = max(1, math.ceil(math.sqrt(a.size / target)))
     return a[::step, ::step]

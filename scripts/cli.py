@@ -76,3 +76,10 @@ def print_report(report: dict, path: str | Path | None = None) -> None:
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(text + "\n")
+
+
+def write_report(report: dict, path: Path) -> None:
+    """Write ``report`` as indented JSON to ``path`` (folders made) and say where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {path}")

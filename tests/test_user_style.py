@@ -157,8 +157,11 @@ def test_write_renders_files_and_labels(tmp_path, digits):
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
-    assert user_style.main(["--out", str(tmp_path), "--per-style", "0"]) == 2
-    assert capsys.readouterr().err.startswith("error: --per-style")
+    with pytest.raises(SystemExit) as exit_:
+        user_style.main(["--out", str(tmp_path), "--per-style", "0"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: argument --per-style: must be a positive integer") and err.count("\n") == 1
     assert user_style.main(["--out", str(tmp_path), "--data-dir", str(tmp_path / "nowhere")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1

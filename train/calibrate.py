@@ -188,42 +188,23 @@ def build_parser() -> OneLineParser:
     p.add_argument("--checkpoint", default="mnist_cnn.pth", help="state_dict to calibrate (default: %(default)s)")
     p.add_argument("--output", help="default: <checkpoint stem>.calibration.pt next to the checkpoint")
     p.add_argument("--holdout", type=positive_int, default=5000, help="as python -m train's (default: %(default)s)")
-    p.add_argument(
-        "--fit-digits", type=positive_int, default=10000, help="trained-on digits to fit on (default: %(default)s)"
+    # How many pictures of each kind the fit uses: (flag, type, default, what they are).
+    counts = (
+        ("--fit-digits", positive_int, 10000, "trained-on digits to fit on"),
+        ("--fit-per-style", positive_int, 300, "renders of trained-on digits per user style to fit on"),
+        ("--renders", positive_int, 1500, "thick or low-resolution variants to fit on, and to hold out"),
+        ("--per-style", positive_int, 250, "held-out renders per user style"),
+        ("--fashion", positive_int, 20000, "Fashion-MNIST training items to fit on"),
+        (
+            "--per-kind",
+            non_negative_int,
+            0,
+            "rendered scenes, textures, text, shapes and scribbles each, as non-digits",
+        ),
+        ("--glyphs", non_negative_int, 0, "rendered letters and symbols to fit on as non-digits"),
     )
-    p.add_argument(
-        "--fit-per-style",
-        type=positive_int,
-        default=300,
-        help="renders of trained-on digits per user style to fit on (default: %(default)s)",
-    )
-    p.add_argument(
-        "--renders",
-        type=positive_int,
-        default=1500,
-        help="thick or low-resolution variants to fit on, and to hold out (default: %(default)s)",
-    )
-    p.add_argument(
-        "--per-style", type=positive_int, default=250, help="held-out renders per user style (default: %(default)s)"
-    )
-    p.add_argument(
-        "--fashion",
-        type=positive_int,
-        default=20000,
-        help="Fashion-MNIST training items to fit on (default: %(default)s)",
-    )
-    p.add_argument(
-        "--per-kind",
-        type=non_negative_int,
-        default=0,
-        help="rendered scenes, textures, text, shapes and scribbles each, to fit on as non-digits (default: none)",
-    )
-    p.add_argument(
-        "--glyphs",
-        type=non_negative_int,
-        default=0,
-        help="rendered letters and symbols to fit on as non-digits (default: none)",
-    )
+    for flag, kind, default, what in counts:
+        p.add_argument(flag, type=kind, default=default, help=f"{what} (default: %(default)s)")
     p.add_argument("--epochs", type=positive_int, default=30, help="of the check's classifier (default: %(default)s)")
     p.add_argument(
         "--target", type=fraction, default=0.003, help="most flagged of each held-out set (default: %(default)s)"

@@ -21,7 +21,7 @@ from pathlib import Path
 from scripts.bench.serve.load import wrk
 from scripts.bench.serve.report import machine
 from scripts.bench.serve.sweep import warm_up as warm_until_quiet
-from scripts.cli import OneLineParser, positive_int
+from scripts.cli import OneLineParser, fail, positive_int, write_report
 from scripts.serving.client import Client
 from scripts.serving.errors import ServeError
 from scripts.serving.warmup import sample_bodies
@@ -142,11 +142,8 @@ def main(argv=None) -> int:
                 report["runs"].append(run)
                 print(json.dumps(run), flush=True)
     except (ServeError, subprocess.CalledProcessError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+        return fail(str(error))
+    write_report(report, args.out)
     return 0
 
 

@@ -15,7 +15,6 @@ nothing is fitted to them. Each kind is made the way the real thing looks:
 CLI: ``python -m train.renderers.non_digits --out nondigits --per-kind 50`` writes ``<out>/<kind>/<n>.<ext>``.
 """
 
-import argparse
 import io
 import string
 import sys
@@ -24,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+from scripts.cli import OneLineParser, fail, positive_int
 
 Render = Callable[[np.random.Generator], Image.Image]
 
@@ -189,28 +190,21 @@ def render_bytes(kind: str, seed: int) -> tuple[bytes, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m train.renderers.non_digits",
-        description="Render pictures that are not digits (scenes, textures, text, shapes, scribbles).",
-    )
+    parser = OneLineParser(prog="python -m train.renderers.non_digits", description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="folder to write <kind>/<n>.<ext> into")
-    parser.add_argument("--per-kind", type=int, default=50, help="pictures per kind (default: %(default)s)")
+    parser.add_argument("--per-kind", type=positive_int, default=50, help="pictures per kind (default: %(default)s)")
     parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS), help="default: all")
     parser.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     args = parser.parse_args(argv)
-    if args.per_kind < 1:
-        print("error: --per-kind must be at least 1", file=sys.stderr)
-        return 2
     try:
         for kind in args.kinds:
             (Path(args.out) / kind).mkdir(parents=True, exist_ok=True)
             for n in range(args.per_kind):
                 data, ext = render_bytes(kind, args.seed * 1_000_003 + n)
                 (Path(args.out) / kind / f"{n:05d}.{ext}").write_bytes(data)
+            print(f"wrote {args.per_kind} {kind} pictures into {Path(args.out) / kind}")
     except OSError as err:
-        print(f"error: cannot write to {args.out}: {err}", file=sys.stderr)
-        return 1
-    print(f"wrote {args.per_kind} pictures for each of {len(args.kinds)} kinds into {args.out}")
+        return fail(f"cannot write to {args.out}: {err}", 1)
     return 0
 
 

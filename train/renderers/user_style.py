@@ -20,7 +20,6 @@ CLI: ``python -m train.renderers.user_style --out renders --per-style 100`` writ
 (``--split train`` from training digits).
 """
 
-import argparse
 import csv
 import functools
 import sys
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
+from scripts.cli import OneLineParser, fail, positive_int
 from train.renderers.strokes import (
     encode,
     fit,
@@ -229,12 +229,12 @@ def write_renders(images, labels, out: Path, styles: list[str], per_style: int, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m train.renderers.user_style",
         description="Render MNIST digits as user-style pictures (photo, canvas, scan, ...) with labels.csv.",
     )
     parser.add_argument("--out", required=True, help="folder to write <style>/<n>_<digit>.<ext> and labels.csv into")
-    parser.add_argument("--per-style", type=int, default=100, help="renders per style (default: %(default)s)")
+    parser.add_argument("--per-style", type=positive_int, default=100, help="renders per style (default: %(default)s)")
     parser.add_argument(
         "--styles", nargs="+", default=list(STYLES), choices=list(STYLES), help="styles to render (default: all)"
     )
@@ -244,24 +244,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--data-dir", help="local MNIST IDX copy (default: $MNIST_DIR, else data/ or download)")
     args = parser.parse_args(argv)
-    if args.per_style < 1:
-        print("error: --per-style must be at least 1", file=sys.stderr)
-        return 2
     from train.data import load_mnist_or_report
 
     if (splits := load_mnist_or_report(args.data_dir)) is None:
         return 1
     source = splits[0] if args.split == "train" else splits[1]
     if args.per_style > len(source):
-        print(f"error: --per-style is at most {len(source)} (the MNIST {args.split} set)", file=sys.stderr)
-        return 2
+        return fail(f"--per-style is at most {len(source)} (the MNIST {args.split} set)", 2)
     try:
         labels_csv = write_renders(
             source.images.numpy(), source.labels.numpy(), Path(args.out), args.styles, args.per_style, args.seed
         )
     except OSError as err:
-        print(f"error: cannot write to {args.out}: {err}", file=sys.stderr)
-        return 1
+        return fail(f"cannot write to {args.out}: {err}", 1)
     print(f"wrote {args.per_style} renders for each of {len(args.styles)} styles; labels in {labels_csv}")
     return 0
 

@@ -8,7 +8,7 @@ from scripts.bench.explain import __doc__ as DESCRIPTION
 from scripts.bench.explain.inprocess import in_process, prediction_cpu_ab
 from scripts.bench.explain.served import through_the_server
 from scripts.bench.serve.report import machine
-from scripts.cli import OneLineParser, positive_int
+from scripts.cli import OneLineParser, positive_int, write_report
 from scripts.serving.errors import ServeError
 from scripts.serving.warmup import sample_bodies
 
@@ -57,10 +57,8 @@ def main(argv=None) -> int:
     except ServeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: v for k, v in report.get("server", {}).items() if k != "predictions_c32"}, indent=1))
-    print(f"wrote {args.out}")
+    write_report(report, args.out)
     return 0
 
 

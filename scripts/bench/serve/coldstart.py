@@ -9,7 +9,6 @@ a user would see. The same server then warms up until its JIT is quiet and is me
 the warm reference each case is compared with.
 """
 
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 from scripts.bench.serve.load import wrk
 from scripts.bench.serve.report import machine
 from scripts.bench.serve.sweep import warm_up as warm_until_quiet
-from scripts.cli import OneLineParser, positive_int
+from scripts.cli import OneLineParser, fail, positive_int, write_report
 from scripts.serving.errors import ServeError
 from scripts.serving.process import serve_checkpoint
 from scripts.serving.warmup import WARMUP_SECONDS, sample_bodies, warm_up
@@ -69,11 +68,8 @@ def main(argv=None) -> int:
                     report["cases"].append({"case": name, **case})
                     print(f"{name}: first {case['first']} / warm {case['warm']}", flush=True)
     except ServeError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+        return fail(str(error))
+    write_report(report, args.out)
     return 0
 
 
