@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from model.calibration import calibration_path, save_calibration
+from scripts.accuracy import photos
 from scripts.accuracy import served as eval_server
 from tests.support import untrained_checkpoint
 from tests.test_accuracy_styles import FLAG_ALL
@@ -55,7 +56,9 @@ def test_non_digit_sets_report_flagged_and_refused_shares():
 
 def test_non_digit_bodies_are_the_rendered_files_with_their_types():
     sets = eval_server.non_digit_bodies(None, 0, 1, 0)
-    assert set(sets) == {"scene", "texture", "text", "shapes", "scribble"}
+    held_out_photos = {"photos"} if photos.available() else set()
+    assert set(sets) == {"scene", "texture", "text", "shapes", "scribble"} | held_out_photos
+    assert all(content_type == "image/jpeg" for _, content_type in sets.get("photos", []))
     assert sets["scene"][0][1] == "image/jpeg" and sets["text"][0][1] == "image/png"
     assert eval_server.non_digit_bodies(None, 0, 0, 0) == {}
 

@@ -12,6 +12,7 @@ from handler.preprocess import PreprocessError
 from model import MnistCNN
 from model.calibration import Calibration, calibration_path, save_calibration
 from scripts.accuracy import non_digits as eval_non_digits
+from scripts.accuracy import photos
 from scripts.accuracy import styles as eval_styles
 from scripts.accuracy.styles import plain_recipe
 from tests.digits import centre_of_mass, draw_seven, ink_box, mnist_like_ring, pixels, similarity
@@ -84,6 +85,7 @@ def test_non_digits_are_counted_refused_or_flagged():
         "flagged_share": 0.5,
         "flagged_or_refused_share": 1.0,
         "flagged_share_of_answered": 1.0,
+        "errors": 0,
     }
     assert eval_non_digits.score_non_digits(model, torch.device("cpu"), None, pictures)["flagged"] == 0
     rendered = list(eval_non_digits.rendered("text", 2, 0))
@@ -111,5 +113,8 @@ def test_cli_scores_flags_and_non_digit_sets_with_the_checkpoints_calibration(mn
     assert report["temperature"] == pytest.approx(1.5) and report["max_style_flagged"] == 1.0
     assert {"flagged", "ece_before", "ece_after"} <= set(report["styles"]["paper"])
     assert set(report["non_digits"]) >= {"scene", "texture", "text", "shapes", "scribble"}
-    assert all(row["n"] == 1 for name, row in report["non_digits"].items() if name != "fashion_mnist_test")
+    rendered = {name: row for name, row in report["non_digits"].items() if name not in ("fashion_mnist_test", "photos")}
+    assert all(row["n"] == 1 for row in rendered.values())
+    if photos.available():
+        assert report["non_digits"]["photos"]["n"] == len(photos.photo_files())
     assert json.loads((tmp_path / "out" / "report.json").read_text()) == report
