@@ -23,6 +23,7 @@ import requests
 import torch
 from PIL import Image
 
+from scripts.bench.serve.loads import DEFAULT_LOADS
 from scripts.bench.serve.schema import field_docs
 from scripts.serving.archive import build_archive
 from scripts.serving.config import API_NAMES, free_ports, read_properties
@@ -432,11 +433,12 @@ def test_bench_serve_quick_reports_every_field_and_no_errors(server, checkpoint,
     assert report["single_image_ms"]["handler"] > 0
     if (ZLIB_NG / "libz.so.1").exists():  # the in-process figures inflate PNGs as the workers do
         assert "zlib-ng" in report["machine"]["zlib"]
-    (point,) = report["points"]
-    assert list(point) == list(field_docs()), "a point holds exactly the fields scripts.bench.serve.schema declares"
-    assert None not in (point["jit_cpu_ms"], point["server_ms"], point["queue_ms"], point["mean_batch"])
-    assert point["requests"] >= 300 and point["non_200"] == 0 and point["statuses"] == {"200": point["requests"]}
-    assert point["rps"] > 0 and 0 < point["p50_ms"] <= point["p90_ms"] <= point["p99_ms"]
-    assert point["workers"] == len(server.describe()["workers"])
+    assert sorted(point["load"] for point in report["points"]) == sorted(DEFAULT_LOADS)  # one point per load
+    for point in report["points"]:
+        assert list(point) == list(field_docs()), "a point holds exactly the fields scripts.bench.serve.schema declares"
+        assert None not in (point["jit_cpu_ms"], point["server_ms"], point["queue_ms"], point["mean_batch"])
+        assert point["requests"] >= 300 and point["non_200"] == 0 and point["statuses"] == {"200": point["requests"]}
+        assert point["rps"] > 0 and 0 < point["p50_ms"] <= point["p90_ms"] <= point["p99_ms"]
+        assert point["workers"] == len(server.describe()["workers"])
     assert (tmp_path / "bench.png").stat().st_size > 0
     assert "| attached |" in (tmp_path / "bench.md").read_text()
