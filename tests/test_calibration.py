@@ -21,6 +21,7 @@ from model.calibration import (
     save_calibration,
 )
 from model.inference import for_inference
+from tests.test_photographs import write_photographs
 from train.calibrate import (
     calibrate,
     class_statistics,
@@ -31,6 +32,7 @@ from train.calibrate import (
 )
 from train.calibrate import main as calibrate_main
 from train.calibration_sets import variant
+from train.photographs import find_photographs
 from train.renderers.user_style import STYLES
 
 pytestmark = pytest.mark.unit
@@ -202,20 +204,24 @@ def drawn(kind: str, rng: np.random.Generator) -> np.ndarray:
     return np.asarray(image)
 
 
-def test_calibrate_flags_at_most_the_target_of_every_held_out_set(model):
+def test_calibrate_flags_at_most_the_target_of_every_held_out_set(model, tmp_path):
     """The whole fit on made pictures: a report, a temperature, a threshold the held-out sets respect."""
     rng = np.random.default_rng(0)
     images = np.stack([drawn("digit", rng) for _ in range(600)])
     labels = np.arange(600) % 10
     others = np.stack([drawn("garment", rng) for _ in range(300)])
+    write_photographs(tmp_path)
     args = SimpleNamespace(
         holdout=300, fit_digits=300, fit_per_style=5, renders=30, per_style=10, target=0.1, seed=0, per_kind=3, glyphs=6
     )
+    args.fit_blurred, args.photo_crops, args.photos = 7, 4, find_photographs(tmp_path)
     args.epochs, args.workers, args.cache_dir = 30, 1, None
     calibration, report = calibrate(for_inference(model), images, labels, others, args, log=lambda _: None)
     assert calibration.temperature > 0 and report["temperature"] == calibration.temperature
     assert report["digits"]["held_out"]["digits"] == 300
     assert set(report["check"]["held_out_flagged"]) == {"digits", "variants", *(f"style {s}" for s in STYLES)}
+    assert report["digits"]["fit"]["style lowres-8"] == 7 and report["digits"]["fit"]["style canvas"] == 5
+    assert 1 <= report["check"]["non_digits_fitted"]["photo crops"] <= 4  # some may be refused as blank
     for name, share in report["check"]["held_out_flagged"].items():
         n = report["digits"]["held_out"][name]
         assert share <= args.target + 1 / n, name

@@ -1,9 +1,10 @@
 """The pictures the temperature and the not-a-digit check are fitted on, as model inputs.
 
 Digits: MNIST training digits as they are, rendered in every user style (``train.renderers.user_style``)
-and as thick or blurred low-resolution variants. Non-digits: Fashion-MNIST's training split, letters
-and symbols (``train.renderers.glyphs``) and the photo-like scenes, textures, printed text, shapes and
-scribbles of ``train.renderers.non_digits`` (other seeds than the sets they are measured on). All of
+and as thick or blurred low-resolution variants. Non-digits: Fashion-MNIST's training split, crops of
+photographs (``train.photographs``), letters and symbols (``train.renderers.glyphs``) and the
+photo-like scenes, textures, printed text, shapes and scribbles of ``train.renderers.non_digits``
+(other seeds than the sets they are measured on). All of
 them go through the server's own decoding and preprocessing, so a check fitted again after the
 preprocessing changes sees what the server will see.
 
@@ -22,6 +23,7 @@ from PIL import Image, ImageFilter, ImageOps
 
 from handler.decode import RequestError, decode_image
 from handler.preprocess import PreprocessError, to_model_input
+from train import photographs
 from train.renderers import glyphs, non_digits
 from train.renderers.user_style import STYLES, render_bytes
 
@@ -78,8 +80,9 @@ class Job:
 
     ``plain``: the 28x28 ``images`` as a client sends them; ``style:<name>``: each of ``images``
     rendered in that user style with its seed, encoded and decoded as served; ``variants``: a
-    :func:`variant` of each, from the generator of ``seeds[0]``; ``glyphs`` and ``kind:<name>``: one
-    picture per seed, encoded and decoded as served.
+    :func:`variant` of each, from the generator of ``seeds[0]``; ``glyphs``, ``kind:<name>`` and
+    ``crops:<digest>:<folder>`` (:func:`train.photographs.crop` of that folder's photographs, whose
+    names and sizes give the digest): one picture per seed, encoded and decoded as served.
     """
 
     kind: str
@@ -99,6 +102,9 @@ class Job:
             return (variant(a, rng) for a in self.images)
         if self.kind == "glyphs":
             return (glyphs.render(int(s)) for s in self.seeds)
+        if self.kind.startswith("crops:"):
+            files = photographs.listing(self.kind.split(":", 2)[2])
+            return (_decoded(photographs.crop(files, int(s))) for s in self.seeds)
         kind = self.kind.removeprefix("kind:")
         return (_decoded(_encoded(non_digits.render(kind, int(s), KIND_SIDES[kind]), kind)) for s in self.seeds)
 
