@@ -12,15 +12,12 @@ BINS = 15  # of the expected calibration error
 
 def expected_calibration_error(probabilities: torch.Tensor, labels: torch.Tensor, bins: int = BINS) -> float:
     """ECE: |accuracy - confidence| in equal-width confidence bins, averaged with the bins' sizes as weights."""
-    confidence, predicted = probabilities.max(1)
-    correct = (predicted == labels).float()
+    confidence, predicted = probabilities.double().max(1)
+    correct = (predicted == labels).double()
     which = ((confidence * bins).ceil().long() - 1).clamp(0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        inside = which == b
-        if inside.any():
-            total += float(inside.sum()) * abs(float(correct[inside].mean() - confidence[inside].mean()))
-    return total / max(len(labels), 1)
+    # Per bin, size * |mean accuracy - mean confidence| = |sum of accuracies - sum of confidences|.
+    gap = torch.bincount(which, correct - confidence, minlength=bins)
+    return float(gap.abs().sum()) / max(len(labels), 1)
 
 
 def fit_temperature(logits: list[torch.Tensor], labels: list[torch.Tensor]) -> float:
