@@ -28,7 +28,7 @@ data: $(STAMP) ## Get MNIST into data/ (from MNIST_DIR when set, else download)
 	$(PY) -m train.data
 
 # ---- training ------------------------------------------------------------
-.PHONY: train calibrate evaluate bench-train
+.PHONY: train calibrate evaluate bench-train bench-first-answer
 
 EPOCHS ?= 10
 ARGS ?=
@@ -67,6 +67,9 @@ evaluate: $(STAMP) ## Recompute reports/ from mnist_cnn.pth, no training (ARGS="
 
 bench-train: $(STAMP) ## Time the straightforward pipeline vs the whole make train, with its stages: reports/bench_train.{json,png}
 	$(PY) -m scripts.bench.train --epochs $(EPOCHS) $(ARGS)
+
+bench-first-answer: $(STAMP) ## Time make serve on a fresh clone to the first answer, with each stage's share: reports/first_answer.{json,png}
+	$(PY) -m scripts.bench.first_answer $(ARGS)
 
 # ---- quality -------------------------------------------------------------
 
