@@ -51,7 +51,8 @@ def test_gzipped_files_are_unpacked_and_a_bad_folder_says_so(tmp_path):
 def test_make_train_with_fashion_mnist_dir_gives_is_digit_in_every_answer(tree, idx_folder, mnist_dir):  # noqa: F811
     env = {**os.environ, "MNIST_DIR": str(mnist_dir), "FASHION_MNIST_DIR": str(idx_folder)}
     quick = "--subset 3000 --optimizer adamw --lr 3e-3 --batch-size 128 --device cpu"
-    small = "--fit-digits 2000 --fit-per-style 6 --renders 60 --per-style 12 --fashion 3000 --per-kind 20 --glyphs 60"
+    small = "--fit-digits 2000 --fit-per-style 6 --fit-blurred 12 --renders 60 --per-style 12 --fashion 3000"
+    small += " --photo-crops 100 --per-kind 20 --glyphs 60"
     command = ["make", "--no-print-directory", "train", "EPOCHS=1", f"ARGS={quick}", f"CAL_ARGS={small}"]
     result = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, timeout=1400)
     assert result.returncode == 0, result.stdout + result.stderr
