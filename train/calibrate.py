@@ -217,7 +217,7 @@ def build_parser() -> OneLineParser:
     )
     for flag, kind, default, what in counts:
         p.add_argument(flag, type=kind, default=default, help=f"{what} (default: %(default)s)")
-    p.add_argument("--epochs", type=positive_int, default=30, help="of the check's classifier (default: %(default)s)")
+    p.add_argument("--epochs", type=positive_int, default=40, help="of the check's classifier (default: %(default)s)")
     p.add_argument(
         "--target", type=fraction, default=0.005, help="most flagged of each held-out set (default: %(default)s)"
     )

@@ -6,7 +6,7 @@ Pure functions of arrays; ``train.calibrate`` feeds them the model's outputs on 
 import numpy as np
 import torch
 
-HIDDEN = 32  # units of the check's hidden layer
+HIDDEN = 64  # units of the check's hidden layer
 BINS = 15  # of the expected calibration error
 
 
@@ -63,7 +63,7 @@ def fit_classifier(
     digit_sets: list[np.ndarray],
     others: np.ndarray | list[np.ndarray],
     seed: int,
-    epochs: int = 30,
+    epochs: int = 40,
     other_shares: list[float] | None = None,
 ) -> tuple:
     """A one-hidden-layer "not a digit" classifier on :func:`model.calibration.describe`'s columns.
