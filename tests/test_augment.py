@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
 from train.augment import elastic_field, random_affine
 
@@ -87,3 +88,10 @@ def test_elastic_distortion_bends_strokes_but_keeps_the_ink():
     # Stretched or squeezed locally, not erased: about as much ink on average.
     assert ink.min() > 0.5 and ink.mean().item() == pytest.approx(1.0, abs=0.1)
     assert torch.equal(bent, random_affine(x, degrees=0.0, translate=0.0, generator=seeded(), elastic=1.5))
+
+
+def test_elastic_field_is_the_bicubic_upsampling_of_its_lattice():
+    field = elastic_field(16, 28, 1.0, cells=5, generator=seeded(4))
+    coarse = torch.randn(16, 2, 5, 5, generator=seeded(4))
+    expected = F.interpolate(coarse, size=(28, 28), mode="bicubic", align_corners=True) * (2.0 / 28)
+    torch.testing.assert_close(field, expected.permute(0, 2, 3, 1))
