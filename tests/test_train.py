@@ -187,6 +187,14 @@ def test_bad_holdout(cli, holdout):
     assert_one_line_error(cli("train", "--holdout", holdout), "--holdout")
 
 
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--elastic", "-1"), ("--elastic", "strong"), ("--elastic-cells", "0"), ("--warmup", "0"), ("--warmup", "1")],
+)
+def test_bad_augmentation_and_schedule_options(cli, option, value):
+    assert_one_line_error(cli("train", option, value), option)
+
+
 def test_missing_data_dir_as_a_user_sees_it(tmp_path):
     cmd = [sys.executable, "-m", "train", "--data-dir", str(tmp_path / "nowhere"), "--data-root", str(tmp_path)]
     cmd += ["--checkpoint", str(tmp_path / "w.pth"), "--reports-dir", str(tmp_path / "r")]

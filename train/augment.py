@@ -1,13 +1,41 @@
-"""Batch augmentation on tensors: random rotation, scaling and translation in one affine warp.
+"""Batch augmentation on tensors: random rotation, scaling, translation and elastic distortion in one warp.
 
 The whole batch is warped at once with ``affine_grid``/``grid_sample``: no
-per-image PIL work in the input pipeline (docs/decisions.md).
+per-image PIL work in the input pipeline (docs/decisions.md). The elastic
+distortion is a smooth random displacement field added to the affine grid
+before the one ``grid_sample``.
 """
 
 import math
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
+
+
+@lru_cache
+def _upsampling(cells: int, size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The (size, cells) matrix of 1-D bicubic upsampling (align_corners): bicubic is separable."""
+    eye = torch.eye(cells, device=device, dtype=dtype).view(cells, 1, 1, cells)
+    rows = F.interpolate(eye, size=(1, size), mode="bicubic", align_corners=True)
+    return rows.view(cells, size).T.contiguous()
+
+
+def elastic_field(
+    n: int, size: int, strength: float, cells: int = 4, generator: torch.Generator | None = None, **opts
+) -> torch.Tensor:
+    """A smooth random displacement field (N, size, size, 2) in ``grid_sample``'s [-1, 1] coordinates.
+
+    Gaussian noise on a coarse ``cells`` x ``cells`` lattice, upsampled bicubically to the image: each
+    point moves by about ``strength`` pixels (the standard deviation per axis), neighbouring points
+    alike, as in Simard et al.'s elastic distortions but with the Gaussian smoothing replaced by the
+    upsampling of a coarse lattice, done as two small matrix products (``W @ noise @ W.T``) rather than
+    ``F.interpolate``, which costs many times more on the CPU.
+    """
+    coarse = torch.randn(n, 2, cells, cells, generator=generator, **opts)
+    up = _upsampling(cells, size, coarse.device, coarse.dtype)
+    # One pixel is 2 / size in [-1, 1] coordinates.
+    return (up @ coarse @ up.T).mul_(strength * 2.0 / size).permute(0, 2, 3, 1)
 
 
 def random_affine(
@@ -16,9 +44,12 @@ def random_affine(
     translate: float = 0.1,
     generator: torch.Generator | None = None,
     scale: float = 0.0,
+    elastic: float = 0.0,
+    elastic_cells: int = 4,
 ) -> torch.Tensor:
-    """Rotate each image by U(-degrees, degrees), scale it by U(1 - scale, 1 + scale) and shift it by
-    U(-translate, translate) of its size.
+    """Rotate each image by U(-degrees, degrees), scale it by U(1 - scale, 1 + scale), shift it by
+    U(-translate, translate) of its size and, with ``elastic`` > 0, distort it by a smooth random
+    field moving each pixel by about ``elastic`` pixels (:func:`elastic_field`).
 
     ``images`` is a float (N, C, H, W) batch whose background is 0 (pixels in [0, 1],
     before normalisation), so the uncovered border fills with background and
@@ -39,4 +70,6 @@ def random_affine(
         dim=1,
     )
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    if elastic:
+        grid = grid + elastic_field(n, images.shape[-1], elastic, elastic_cells, **opts)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

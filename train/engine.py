@@ -61,6 +61,8 @@ class TrainState:
     degrees: float = 10.0
     translate: float = 0.1
     scale: float = 0.0
+    elastic: float = 0.0
+    elastic_cells: int = 4
 
 
 def train_one_epoch(state: TrainState, images: torch.Tensor, labels: torch.Tensor, batch_size: int, desc: str = ""):
@@ -73,8 +75,10 @@ def train_one_epoch(state: TrainState, images: torch.Tensor, labels: torch.Tenso
     batches = order.split(batch_size)
     for idx in tqdm(batches, desc=desc, leave=False, disable=None, unit="batch"):
         x = to_input(images[idx])
-        if state.degrees or state.translate or state.scale:
-            x = random_affine(x, state.degrees, state.translate, state.generator, state.scale)
+        if state.degrees or state.translate or state.scale or state.elastic:
+            x = random_affine(
+                x, state.degrees, state.translate, state.generator, state.scale, state.elastic, state.elastic_cells
+            )
         x = normalize(x).contiguous(memory_format=torch.channels_last)
         y = labels[idx]
         with torch.autocast(state.device.type, dtype=state.amp_dtype or torch.float32, enabled=bool(state.amp_dtype)):

@@ -17,104 +17,13 @@ import torch
 
 from model import MnistCNN
 from model.inference import for_inference
-from scripts.cli import (
-    CliError,
-    OneLineParser,
-    check_writable_dir,
-    check_writable_file,
-    fail,
-    fraction,
-    non_negative_int,
-    positive_float,
-    positive_int,
-)
+from scripts.cli import CliError, check_writable_dir, check_writable_file, fail
 from train.allocator import keep_freed_memory
-from train.data import DEFAULT_ROOT, DataError, load_mnist
+from train.data import DataError, load_mnist
 from train.dropout import use_byte_mask_dropout
 from train.engine import TrainState, autocast_dtype, evaluate, pick_device, train_one_epoch
 from train.evaluate import report
-
-DEFAULTS = {
-    "batch_size": 256,
-    "optimizer": "sgd",
-    "lr": 0.1,
-    "weight_decay": 5e-4,
-    "label_smoothing": 0.0,
-    "ema_decay": 0.995,
-    "clean_epochs": 3,
-    "scale": 0.0,
-    # The last N training images are never trained on: train.calibrate fits the temperature and the
-    # not-a-digit check's threshold on them.
-    "holdout": 5000,
-}
-
-
-def build_parser() -> OneLineParser:
-    p = OneLineParser(
-        prog="python -m train", description="Train the MNIST CNN: the weights and the evaluation reports."
-    )
-    p.add_argument(
-        "--epochs", type=positive_int, default=10, help="passes over the training set (default: %(default)s)"
-    )
-    p.add_argument("--batch-size", type=positive_int, default=DEFAULTS["batch_size"], help="default: %(default)s")
-    p.add_argument(
-        "--lr", type=positive_float, default=DEFAULTS["lr"], help="peak learning rate (default: %(default)s)"
-    )
-    p.add_argument(
-        "--weight-decay",
-        type=float,
-        default=DEFAULTS["weight_decay"],
-        help="on weights, not biases or BatchNorm (default: %(default)s)",
-    )
-    p.add_argument("--label-smoothing", type=fraction, default=DEFAULTS["label_smoothing"], help="default: %(default)s")
-    p.add_argument(
-        "--optimizer",
-        choices=["sgd", "adamw"],
-        default=DEFAULTS["optimizer"],
-        help="SGD with Nesterov momentum, or AdamW (default: %(default)s)",
-    )
-    p.add_argument(
-        "--schedule", choices=["onecycle", "cosine", "constant"], default="onecycle", help="default: %(default)s"
-    )
-    p.add_argument(
-        "--ema-decay",
-        type=fraction,
-        default=DEFAULTS["ema_decay"],
-        help="keep an exponential moving average of the weights and save it; 0 saves the raw weights "
-        "(default: %(default)s)",
-    )
-    p.add_argument(
-        "--clean-epochs",
-        type=int,
-        default=DEFAULTS["clean_epochs"],
-        help="train the last N epochs without augmentation (default: %(default)s)",
-    )
-    p.add_argument(
-        "--scale",
-        type=fraction,
-        default=DEFAULTS["scale"],
-        help="augmentation: scale each digit by U(1 - s, 1 + s) besides the rotation and shift (default: %(default)s)",
-    )
-    p.add_argument("--seed", type=int, default=0, help="default: %(default)s")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="default: %(default)s")
-    p.add_argument(
-        "--precision",
-        choices=["auto", "fp32"],
-        default="auto",
-        help="auto: bf16/fp16 autocast where the hardware runs it fast (default: %(default)s)",
-    )
-    p.add_argument("--data-dir", help="local copy of the MNIST IDX files (default: $MNIST_DIR, else download)")
-    p.add_argument("--data-root", default=str(DEFAULT_ROOT), help="unpacked data set folder (default: %(default)s)")
-    p.add_argument(
-        "--holdout",
-        type=non_negative_int,
-        default=DEFAULTS["holdout"],
-        help="keep the last N training images out of training, for train.calibrate (default: %(default)s)",
-    )
-    p.add_argument("--subset", type=positive_int, help="train on the first N training images only (quick runs)")
-    p.add_argument("--checkpoint", default="mnist_cnn.pth", help="where the weights go (default: %(default)s)")
-    p.add_argument("--reports-dir", default="reports", help="where metrics.json and figures go (default: %(default)s)")
-    return p
+from train.options import build_parser
 
 
 def seed_everything(seed: int) -> None:
@@ -153,7 +62,9 @@ def make_optimizer(model, args, steps_per_epoch: int):
         optimizer = torch.optim.AdamW(groups, lr=args.lr, fused=True)
     total = args.epochs * steps_per_epoch
     if args.schedule == "onecycle":
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=total, pct_start=0.25)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=args.lr, total_steps=total, pct_start=args.warmup
+        )
     elif args.schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     else:
@@ -199,7 +110,7 @@ def _train(args, train_split, test_split, device: torch.device, log) -> dict:
             model, multi_avg_fn=ema_with_warmup(args.ema_decay, args.epochs * steps), use_buffers=True
         )
     state = TrainState(model, optimizer, scheduler, device, amp_dtype, scaler, generator, ema, args.label_smoothing)
-    state.scale = args.scale
+    state.scale, state.elastic, state.elastic_cells = args.scale, args.elastic, args.elastic_cells
     final = ema.module if ema is not None else model
     precision = str(amp_dtype).removeprefix("torch.") if amp_dtype else "float32"
     log(f"training on {len(labels)} images, testing on {len(test_labels)}, {device} ({precision} compute)")
@@ -207,7 +118,7 @@ def _train(args, train_split, test_split, device: torch.device, log) -> dict:
     history, start = [], time.perf_counter()
     for epoch in range(1, args.epochs + 1):
         if epoch > args.epochs - min(args.clean_epochs, args.epochs // 2):
-            state.degrees = state.translate = state.scale = 0.0
+            state.degrees = state.translate = state.scale = state.elastic = 0.0
         stats = train_one_epoch(state, images, labels, args.batch_size, desc=f"epoch {epoch}/{args.epochs}")
         # Reduced precision for the per-epoch look; the last epoch in fp32, as the weights are served.
         test_loss, test_acc = evaluate(final, test_images, test_labels, amp_dtype if epoch < args.epochs else None)

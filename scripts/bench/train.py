@@ -31,7 +31,7 @@ from torchvision import transforms  # noqa: E402
 from model import MNIST_MEAN, MNIST_STD, MnistCNN  # noqa: E402
 from scripts.cli import OneLineParser, positive_int  # noqa: E402
 from train.data import DEFAULT_ROOT, load_mnist_or_report  # noqa: E402
-from train.run import DEFAULTS  # noqa: E402
+from train.options import DEFAULTS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 HOLDOUT = DEFAULTS["holdout"]
