@@ -36,8 +36,8 @@ CHECKPOINT ?= mnist_cnn.pth
 CALIBRATION = $(basename $(CHECKPOINT)).calibration.pt
 CAL_ARGS ?=
 # What `make train` and `make calibrate` cost on a 2-core machine, said before they start.
-TRAIN_TIME := about 4 minutes on 2 idle cores
-CALIBRATE_TIME := about 2 minutes, seconds when its pictures are cached
+TRAIN_TIME := about 5 minutes on 2 idle cores
+CALIBRATE_TIME := about a minute, half a minute when its pictures are cached
 
 train: $(STAMP) ## Train the CNN, then calibrate it: mnist_cnn.pth, mnist_cnn.calibration.pt + reports/ (EPOCHS=10, ARGS="--lr 3e-3 ...")
 	@echo "make train: training the CNN, then fitting its calibration ($(TRAIN_TIME))"
