@@ -14,6 +14,7 @@ import json
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from handler import codecs
 from handler.preprocess import draft
 
 # 50 megapixels covers phone cameras; anything larger is refused before it is decoded.
@@ -66,7 +67,8 @@ def request_bytes(row: dict, headers: dict) -> bytes:
 
 
 def decode_image(data: bytes) -> Image.Image:
-    """Decode any format Pillow reads, refusing decompression bombs, with EXIF orientation applied."""
+    """Decode any format Pillow reads (PNG and JPEG by faster libraries: :mod:`handler.codecs`), refusing
+    decompression bombs, with EXIF orientation applied."""
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
@@ -85,10 +87,13 @@ def decode_image(data: bytes) -> Image.Image:
     try:
         # A JPEG decodes straight to small greyscale (DCT scaling): the preprocessing shrinks it anyway.
         draft(image)
-        image.load()
+        decoded = codecs.decode(image, data)
+        if decoded is None:
+            image.load()
+            decoded = image
         # In place: without an EXIF rotation the default returns a copy of every picture.
-        ImageOps.exif_transpose(image, in_place=True)
-        return image
+        ImageOps.exif_transpose(decoded, in_place=True)
+        return decoded
     except MemoryError:
         raise
     except Exception as error:  # e.g. a TIFF whose strip offset is a fraction: TypeError
