@@ -67,8 +67,8 @@ def request_bytes(row: dict, headers: dict) -> bytes:
 
 
 def decode_image(data: bytes) -> Image.Image:
-    """Decode any format Pillow reads (PNG and JPEG by faster libraries: :mod:`handler.codecs`), refusing
-    decompression bombs, with EXIF orientation applied."""
+    """Decode any format Pillow reads (most PNGs by libpng: :mod:`handler.codecs`), refusing decompression
+    bombs, with EXIF orientation applied."""
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
