@@ -3,9 +3,8 @@ MNIST-thick, the box fitted in 20x20 keeping its aspect, pasted in 28x28 centred
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
+from PIL import Image
 
 from handler.ink import PreprocessError, box3, stretch
 
@@ -18,6 +17,7 @@ THIN_TARGET = 1.8  # ... to about this; MNIST's median is 2.0, its 10th percenti
 THICK_STROKE = 3.5  # strokes wider than this (MNIST's 98th percentile) are eroded ...
 THICK_TARGET = 3.0  # ... to about this, its 95th: the model has seen few thicker
 FILLED = 0.6  # a digit box spanning this fraction of the picture's height or width fills the frame
+RESAMPLE = Image.Resampling.BILINEAR  # anti-aliased when shrinking (Pillow widens the filter)
 INDEX = np.arange(SIDE, dtype=np.float32)
 
 
@@ -67,24 +67,6 @@ def _morph(crop: np.ndarray, steps: int, pick) -> np.ndarray:
     return crop
 
 
-@functools.lru_cache(maxsize=256)
-def _bilinear(n_in: int, n_out: int) -> np.ndarray:
-    """The (n_out, n_in) weights of Pillow's BILINEAR resize along one axis (read-only, cached).
-
-    A triangle over the input pixel centres, widened by the reduction when shrinking (so it
-    anti-aliases), cut at the edges and renormalised. Two small matrix products cost a fraction
-    of making the crop a Pillow image, resizing it and reading it back.
-    """
-    scale = n_in / n_out
-    support = max(scale, 1.0)
-    centres = (np.arange(n_out, dtype=np.float64)[:, None] + 0.5) * scale
-    weights = np.maximum(0.0, 1.0 - np.abs(np.arange(n_in, dtype=np.float64) + 0.5 - centres) / support)
-    weights /= weights.sum(axis=1, keepdims=True)
-    weights = weights.astype(np.float32)
-    weights.flags.writeable = False
-    return weights
-
-
 def ink_box(ink: np.ndarray, levels: tuple) -> tuple[int, int, int, int]:
     """(top, bottom, left, right) of the digit, stop indices exclusive; refuses blanks and specks."""
     low, high = levels
@@ -123,7 +105,8 @@ def mnist_layout(ink: np.ndarray, levels: tuple, box: tuple[int, int, int, int])
     scale = FIT / max(h, w)
     crop = _mnist_strokes(crop, scale)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small = _bilinear(h, size[1]) @ crop @ _bilinear(w, size[0]).T
+    picture = Image.frombuffer("F", (crop.shape[1], crop.shape[0]), crop, "raw", "F", 0, 1)
+    small = np.asarray(picture.resize(size, RESAMPLE))
     # Bilinear weights are positive: the result stays in [0, max], so no clipping is needed.
     small = small / max(float(small.max()), 1e-6)
     mass = float(small.sum())

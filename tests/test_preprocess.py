@@ -368,18 +368,3 @@ def test_faint_but_visible_digit_is_not_blank(contrast, dark_on_light, finish, r
         image = Image.open(buffer)
     assert similarity(to_model_input(image), reference) > 0.95
 
-
-@pytest.mark.parametrize("seed", range(3))
-def test_the_layouts_resize_is_pillows_bilinear(seed):
-    """The fit to 20x20 by two matrix products gives Pillow's anti-aliased BILINEAR resize."""
-    from handler.layout import _bilinear
-
-    rng = np.random.default_rng(seed)
-    for _ in range(200):
-        (height, width), (out_h, out_w) = rng.integers(1, 300, 2), rng.integers(1, 29, 2)
-        crop = rng.random((height, width)).astype(np.float32)
-        picture = Image.frombuffer("F", (int(width), int(height)), crop, "raw", "F", 0, 1)
-        expected = np.asarray(picture.resize((int(out_w), int(out_h)), Image.Resampling.BILINEAR))
-        actual = _bilinear(height, out_h) @ crop @ _bilinear(width, out_w).T
-        assert actual.shape == expected.shape
-        assert float(np.abs(actual - expected).max()) < 1e-5
