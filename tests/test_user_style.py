@@ -165,3 +165,19 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert user_style.main(["--out", str(tmp_path), "--data-dir", str(tmp_path / "nowhere")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("radius", [0.25, 0.9, 2.1, 5.5])
+def test_blurring_the_ink_region_is_blurring_the_whole_picture(radius):
+    """The photo's lens blur on the ink's neighbourhood only gives Pillow's blur of the whole picture."""
+    from PIL import ImageFilter
+
+    from train.renderers.strokes import blurred
+
+    rng = np.random.default_rng(int(radius * 100))
+    for top, left in ((0, 0), (3, 140), (90, 60), (114, 154)):  # at the corners and edges, and inside
+        ink = np.zeros((120, 160), dtype=np.uint8)
+        ink[top : top + 6, left : left + 6] = rng.integers(1, 256, (6, 6))[: 120 - top, : 160 - left]
+        expected = np.asarray(Image.fromarray(ink).filter(ImageFilter.GaussianBlur(radius)), dtype=np.float32)
+        assert np.array_equal(blurred(ink, radius), expected)
+    assert not blurred(np.zeros((40, 30), dtype=np.uint8), radius).any()

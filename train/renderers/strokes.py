@@ -82,6 +82,25 @@ def place(alpha: np.ndarray, height: int, width: int, rng: np.random.Generator, 
     return field
 
 
+def blurred(ink: np.ndarray, radius: float) -> np.ndarray:
+    """Pillow's Gaussian blur of ``radius`` of a uint8 picture that is zero but around its ink, as float32.
+
+    Only the ink's box and a margin wider than the blur reaches are blurred: Pillow blurs in three
+    box passes, each reaching at most ``int(radius) + 1`` pixels, and extends edges, so the rest
+    stays zero, exactly as when the whole picture is blurred, at a fraction of the cost.
+    """
+    out = np.zeros(ink.shape, dtype=np.float32)
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if rows.size == 0:
+        return out
+    pad = 3 * (int(radius) + 2)
+    top, bottom = max(0, int(rows[0]) - pad), min(ink.shape[0], int(rows[-1]) + 1 + pad)
+    left, right = max(0, int(cols[0]) - pad), min(ink.shape[1], int(cols[-1]) + 1 + pad)
+    region = Image.fromarray(np.ascontiguousarray(ink[top:bottom, left:right]))
+    out[top:bottom, left:right] = np.asarray(region.filter(ImageFilter.GaussianBlur(radius)))
+    return out
+
+
 def lighting(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
     """Illumination in (0, 1]: a linear gradient, a vignette and sometimes a soft shadow.
 

@@ -31,6 +31,7 @@ from PIL import Image, ImageFilter
 
 from scripts.cli import OneLineParser, fail, positive_int
 from train.renderers.strokes import (
+    blurred,
     encode,
     fit,
     frame,
@@ -61,8 +62,7 @@ def photo(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     ink = np.array([0.1, 0.1, 0.3]) * rng.random() + rng.uniform(0.02, 0.12)
     light = lighting(height, width, rng) * np.float32(rng.uniform(0.8, 1.05) * 255)
     # The lens blurs the ink's edges; the light varies too slowly for its blur to matter.
-    blur = ImageFilter.GaussianBlur(rng.uniform(0.4, 1.4) * long_side / 800)
-    coverage = np.asarray(Image.fromarray(np.round(coverage * 255).astype(np.uint8)).filter(blur), dtype=np.float32)
+    coverage = blurred(np.round(coverage * 255).astype(np.uint8), rng.uniform(0.4, 1.4) * long_side / 800)
     coverage *= np.float32(1 / 255)
     grain = noise(rng, (height, width), rng.uniform(2, 7))  # the sensor's, the same in every channel
     rgb = np.empty((height, width, 3), dtype=np.uint8)
