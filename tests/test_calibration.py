@@ -214,9 +214,12 @@ def test_calibrate_flags_at_most_the_target_of_every_held_out_set(model, tmp_pat
     args = SimpleNamespace(
         holdout=300, fit_digits=300, fit_per_style=5, renders=30, per_style=10, target=0.1, seed=0, per_kind=3, glyphs=6
     )
-    args.fit_blurred, args.photo_crops, args.photos = 7, 4, find_photographs(tmp_path)
+    args.fit_blurred, args.photo_crops = 7, 4
     args.epochs, args.workers, args.cache_dir = 30, 1, None
-    calibration, report = calibrate(for_inference(model), images, labels, others, args, log=lambda _: None)
+    photos = find_photographs(tmp_path)
+    calibration, report = calibrate(
+        for_inference(model), images, labels, others, args, log=lambda _: None, photos=photos
+    )
     assert calibration.temperature > 0 and report["temperature"] == calibration.temperature
     assert report["digits"]["held_out"]["digits"] == 300
     assert set(report["check"]["held_out_flagged"]) == {"digits", "variants", *(f"style {s}" for s in STYLES)}

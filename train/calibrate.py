@@ -59,8 +59,12 @@ def forward_all(model, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
-def set_jobs(images: np.ndarray, labels: np.ndarray, fashion: np.ndarray | None, args) -> tuple[list[Job], dict]:
+def set_jobs(
+    images: np.ndarray, labels: np.ndarray, fashion: np.ndarray | None, args, photos: tuple[Path, str] | None = None
+) -> tuple[list[Job], dict]:
     """The jobs that make every set, and {"fit": [names], "held": [names], "others": [names]}.
+
+    ``photos``: (folder, digest) of the photographs to crop, from :func:`find_photographs`; None: no crops.
 
     Each user style is a set of its own, fitted on and held out: the classifier weighs every style
     as much as plain digits (a rare style's odd pictures would otherwise set the threshold), and the
@@ -103,7 +107,6 @@ def set_jobs(images: np.ndarray, labels: np.ndarray, fashion: np.ndarray | None,
         jobs.extend(chunks("fashion", "plain", np.arange(len(fashion)), fashion, np.zeros(len(fashion), np.int64)))
         # Other seeds than scripts.accuracy's measured sets (seed * 1_000_003 + n, n below a few thousand).
         base = (args.seed + 7) * 10_000_019
-        photos = getattr(args, "photos", None)  # (folder, digest) from find_photographs, or None
         if photos is not None and args.photo_crops:
             folder, digest = photos
             add("others", "photo crops", f"crops:{digest}:{folder}", base + 800_000 + np.arange(args.photo_crops))
@@ -114,8 +117,11 @@ def set_jobs(images: np.ndarray, labels: np.ndarray, fashion: np.ndarray | None,
     return jobs, names
 
 
-def calibrate(model, images: np.ndarray, labels: np.ndarray, fashion: np.ndarray | None, args, log=print):
-    """Fit on the training split (its last ``args.holdout`` held out); return (calibration, report)."""
+def calibrate(model, images: np.ndarray, labels: np.ndarray, fashion: np.ndarray | None, args, log=print, photos=None):
+    """Fit on the training split (its last ``args.holdout`` held out); return (calibration, report).
+
+    ``photos``: (folder, digest) of the photographs the check learns crops of (:func:`set_jobs`).
+    """
     seconds, clock = {}, time.perf_counter()
 
     def lap(stage: str) -> None:
@@ -124,7 +130,7 @@ def calibrate(model, images: np.ndarray, labels: np.ndarray, fashion: np.ndarray
         seconds[stage] = round(seconds.get(stage, 0.0) + now - clock, 2)
         clock = now
 
-    jobs, names = set_jobs(images, labels, fashion, args)
+    jobs, names = set_jobs(images, labels, fashion, args, photos)
     sets = cached_sets(jobs, getattr(args, "cache_dir", None), getattr(args, "workers", None), log)
     lap("pictures")
     outputs = {name: forward_all(model, x) for name, (x, _) in sets.items()}
@@ -262,15 +268,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: {source}: calibrating the confidence only, no not-a-digit check", file=sys.stderr)
     else:
         fashion = fashion[: args.fashion]
-        args.photos = (photos, found) if photos is not None else None
         if photos is None and args.photo_crops:
             print(f"note: {found}: the check learns no photographs", file=sys.stderr)
+    cropped = (photos, found) if photos is not None and fashion is not None else None
     torch.manual_seed(args.seed)
-    calibration, report = calibrate(model, train.images.numpy(), train.labels.numpy(), fashion, args)
+    calibration, report = calibrate(model, train.images.numpy(), train.labels.numpy(), fashion, args, photos=cropped)
     report["checkpoint"] = str(args.checkpoint)
     report["fashion_source"] = source if fashion is not None else None
-    photos = getattr(args, "photos", None)
-    report["photos_source"] = str(photos[0]) if photos and args.photo_crops else None
+    report["photos_source"] = str(photos) if cropped and args.photo_crops else None
     report["inputs"] = inputs
     report["seconds"]["total"] = round(time.perf_counter() - start, 2)
     save_calibration(output, calibration, report)
