@@ -40,6 +40,9 @@ def decode(image: Image.Image, data: bytes) -> Image.Image | None:
 def _png(image: Image.Image, data: bytes) -> Image.Image | None:
     if len(image.tile) != 1 or "transparency" in image.info or getattr(image, "is_animated", False):
         return None
+    # Metadata after the pixels (an orientation among it) is only read by Pillow's own load.
+    if (b"eXIf" in data and "exif" not in image.info) or (b"XML:com.adobe.xmp" in data and "xmp" not in image.info):
+        return None
     mode = image.tile[0].args
     if mode not in _CHANNELS or mode != image.mode:  # greyscale, palettes, 16-bit colour
         return None

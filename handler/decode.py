@@ -67,7 +67,7 @@ def request_bytes(row: dict, headers: dict) -> bytes:
 
 
 def decode_image(data: bytes) -> Image.Image:
-    """Decode any format Pillow reads (most PNGs by libpng: :mod:`handler.codecs`), refusing decompression
+    """Decode any format Pillow reads (colour PNGs by libpng: :mod:`handler.codecs`), refusing decompression
     bombs, with EXIF orientation applied."""
     try:
         image = Image.open(io.BytesIO(data))

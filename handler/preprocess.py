@@ -36,7 +36,7 @@ box of 19-20 pixels, centred by mass) is taken as-is, so MNIST test digits come
 out bit-identical to ``normalize(pixels / 255)``.
 
 The steps live in :mod:`handler.grey` (1), :mod:`handler.ink` (2-3) and :mod:`handler.layout`
-(4, 6). Imports only numpy, torch and Pillow (:mod:`handler.decode` adds the faster decoders).
+(4, 6). Imports only numpy, torch and Pillow (:mod:`handler.decode` adds a faster PNG decoder).
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """The faster PNG decoder gives Pillow's pixels, orientation and errors (handler.codecs)."""
 
 import io
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -88,6 +90,19 @@ def test_exif_orientation_is_applied_to_png_and_jpeg(fmt, orientation):
     wide = orientation == 3
     assert (decoded.width > decoded.height) == wide
     assert decoded.getexif().get(0x0112) in (None, 1)
+
+
+def test_png_orientation_written_after_the_pixels_is_applied():
+    """An eXIf chunk after the image data (allowed by some writers) is only read by Pillow's load."""
+    data = encoded(picture("RGB", (320, 160)), "PNG")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    payload = exif.tobytes()
+    chunk = struct.pack(">I", len(payload)) + b"eXIf" + payload
+    chunk += struct.pack(">I", zlib.crc32(b"eXIf" + payload))
+    end = data.rindex(b"IEND") - 4
+    decoded = assert_same(data[:end] + chunk + data[end:])
+    assert decoded.size == (160, 320)
 
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA"])
