@@ -367,4 +367,3 @@ def test_faint_but_visible_digit_is_not_blank(contrast, dark_on_light, finish, r
         image.save(buffer, format="JPEG", quality=80)
         image = Image.open(buffer)
     assert similarity(to_model_input(image), reference) > 0.95
-
