@@ -189,7 +189,8 @@ def test_bad_holdout(cli, holdout):
 
 @pytest.mark.parametrize(
     ("option", "value"),
-    [("--elastic", "-1"), ("--elastic", "strong"), ("--elastic-cells", "0"), ("--warmup", "0"), ("--warmup", "1")],
+    [("--elastic", "-1"), ("--elastic", "strong"), ("--elastic-cells", "0"), ("--warmup", "0"), ("--warmup", "1")]
+    + [("--select", "0"), ("--select", "1.5"), ("--select", "most"), ("--select-pressure", "0")],
 )
 def test_bad_augmentation_and_schedule_options(cli, option, value):
     assert_one_line_error(cli("train", option, value), option)

@@ -52,10 +52,11 @@ BLURRED = ("lowres-blur", "lowres-8")
 
 @torch.inference_mode()
 def forward_all(model, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and :func:`forward_with_features`'s features of many inputs, 1000 at a time."""
+    """Logits and :func:`forward_with_features`'s features of many inputs, 250 at a time (activations under
+    glibc's mmap threshold, so reused rather than page-faulted in: see ``train.allocator``)."""
     if len(inputs) == 0:
         return torch.empty(0, 10), torch.empty(0, 320)
-    parts = [forward_with_features(model, batch) for batch in inputs.split(1000)]
+    parts = [forward_with_features(model, batch) for batch in inputs.split(250)]
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 

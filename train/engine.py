@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from model import normalize
 from train.augment import random_affine
+from train.selection import LossRanking
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -43,6 +44,7 @@ class EpochStats:
     loss: float
     accuracy: float
     seconds: float
+    examples: int
 
 
 @dataclass
@@ -63,13 +65,20 @@ class TrainState:
     scale: float = 0.0
     elastic: float = 0.0
     elastic_cells: int = 4
+    selection: "LossRanking | None" = None
 
 
-def train_one_epoch(state: TrainState, images: torch.Tensor, labels: torch.Tensor, batch_size: int, desc: str = ""):
-    """One pass over (uint8 images, labels) held on the training device."""
+def train_one_epoch(
+    state: TrainState, images: torch.Tensor, labels: torch.Tensor, batch_size: int, desc: str = "", epoch: int = 1
+):
+    """One pass over (uint8 images, labels) held on the training device (a share of them, hardest
+    first, with ``state.selection``)."""
     model = state.model.train()
     start = time.perf_counter()
-    order = torch.randperm(len(labels), device=images.device, generator=state.generator)
+    if state.selection is not None:
+        order = state.selection.order(epoch)
+    else:
+        order = torch.randperm(len(labels), device=images.device, generator=state.generator)
     total_loss = torch.zeros((), device=state.device)
     correct = torch.zeros((), device=state.device, dtype=torch.long)
     batches = order.split(batch_size)
@@ -83,7 +92,10 @@ def train_one_epoch(state: TrainState, images: torch.Tensor, labels: torch.Tenso
         y = labels[idx]
         with torch.autocast(state.device.type, dtype=state.amp_dtype or torch.float32, enabled=bool(state.amp_dtype)):
             logits = model(x)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=state.label_smoothing)
+        losses = F.cross_entropy(logits.float(), y, label_smoothing=state.label_smoothing, reduction="none")
+        loss = losses.mean()
+        if state.selection is not None:
+            state.selection.record(idx, losses)
         state.optimizer.zero_grad(set_to_none=True)
         if state.scaler is not None:
             state.scaler.scale(loss).backward()
@@ -99,8 +111,8 @@ def train_one_epoch(state: TrainState, images: torch.Tensor, labels: torch.Tenso
         # Accumulate on the device: no host sync per batch.
         total_loss += loss.detach() * len(y)
         correct += (logits.argmax(1) == y).sum()
-    n = len(labels)
-    return EpochStats(total_loss.item() / n, correct.item() / n, time.perf_counter() - start)
+    n = len(order)
+    return EpochStats(total_loss.item() / n, correct.item() / n, time.perf_counter() - start, n)
 
 
 @torch.no_grad()

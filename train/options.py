@@ -17,6 +17,8 @@ DEFAULTS = {
     "elastic": 0.0,
     "elastic_cells": 4,
     "warmup": 0.25,
+    "select": 1.0,
+    "select_pressure": 100.0,
     # The last N training images are never trained on: train.calibrate fits the temperature and the
     # not-a-digit check's threshold on them.
     "holdout": 5000,
@@ -27,6 +29,13 @@ def non_negative_float(text: str) -> float:
     value = float(text)
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def share(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
     return value
 
 
@@ -102,6 +111,19 @@ def build_parser() -> OneLineParser:
         type=warmup_share,
         default=DEFAULTS["warmup"],
         help="the one-cycle schedule's share of the run spent warming up (default: %(default)s)",
+    )
+    p.add_argument(
+        "--select",
+        type=share,
+        default=DEFAULTS["select"],
+        help="after the first epoch, visit this share of the training set per epoch, the examples with the "
+        "highest recent loss most often; 1 visits all (default: %(default)s)",
+    )
+    p.add_argument(
+        "--select-pressure",
+        type=positive_float,
+        default=DEFAULTS["select_pressure"],
+        help="how much likelier the hardest example is picked than the easiest (default: %(default)s)",
     )
     p.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="default: %(default)s")

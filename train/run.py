@@ -23,6 +23,7 @@ from train.data import DataError, load_mnist
 from train.dropout import use_byte_mask_dropout
 from train.engine import TrainState, autocast_dtype, evaluate, pick_device, train_one_epoch
 from train.evaluate import report
+from train.selection import LossRanking
 from train.options import build_parser
 
 
@@ -52,7 +53,7 @@ def ema_with_warmup(decay: float, total_steps: int):
     return update
 
 
-def make_optimizer(model, args, steps_per_epoch: int):
+def make_optimizer(model, args, total: int):
     decay = [p for p in model.parameters() if p.ndim > 1]  # no weight decay on biases and BatchNorm
     rest = [p for p in model.parameters() if p.ndim <= 1]
     groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": rest, "weight_decay": 0.0}]
@@ -60,7 +61,6 @@ def make_optimizer(model, args, steps_per_epoch: int):
         optimizer = torch.optim.SGD(groups, lr=args.lr, momentum=0.9, nesterov=True, fused=True)
     else:
         optimizer = torch.optim.AdamW(groups, lr=args.lr, fused=True)
-    total = args.epochs * steps_per_epoch
     if args.schedule == "onecycle":
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=args.lr, total_steps=total, pct_start=args.warmup
@@ -101,16 +101,18 @@ def _train(args, train_split, test_split, device: torch.device, log) -> dict:
     model = MnistCNN().to(device).to(memory_format=torch.channels_last)
     if device.type == "cpu":
         use_byte_mask_dropout(model)
-    steps = -(-len(labels) // args.batch_size)
+    selection = LossRanking(len(labels), args.select, args.select_pressure, generator)
+    steps = sum(-(-selection.epoch_size(e) // args.batch_size) for e in range(1, args.epochs + 1))
     optimizer, scheduler = make_optimizer(model, args, steps)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     ema = None
     if args.ema_decay:
         ema = torch.optim.swa_utils.AveragedModel(
-            model, multi_avg_fn=ema_with_warmup(args.ema_decay, args.epochs * steps), use_buffers=True
+            model, multi_avg_fn=ema_with_warmup(args.ema_decay, steps), use_buffers=True
         )
     state = TrainState(model, optimizer, scheduler, device, amp_dtype, scaler, generator, ema, args.label_smoothing)
     state.scale, state.elastic, state.elastic_cells = args.scale, args.elastic, args.elastic_cells
+    state.selection = selection if args.select < 1.0 else None
     final = ema.module if ema is not None else model
     precision = str(amp_dtype).removeprefix("torch.") if amp_dtype else "float32"
     log(f"training on {len(labels)} images, testing on {len(test_labels)}, {device} ({precision} compute)")
@@ -119,7 +121,7 @@ def _train(args, train_split, test_split, device: torch.device, log) -> dict:
     for epoch in range(1, args.epochs + 1):
         if epoch > args.epochs - min(args.clean_epochs, args.epochs // 2):
             state.degrees = state.translate = state.scale = state.elastic = 0.0
-        stats = train_one_epoch(state, images, labels, args.batch_size, desc=f"epoch {epoch}/{args.epochs}")
+        stats = train_one_epoch(state, images, labels, args.batch_size, desc=f"epoch {epoch}/{args.epochs}", epoch=epoch)
         # Reduced precision for the per-epoch look; the last epoch in fp32, as the weights are served.
         test_loss, test_acc = evaluate(final, test_images, test_labels, amp_dtype if epoch < args.epochs else None)
         seconds = time.perf_counter() - start - sum(h["epoch_time_s"] for h in history)
@@ -132,6 +134,7 @@ def _train(args, train_split, test_split, device: torch.device, log) -> dict:
                 "test_acc": test_acc,
                 "epoch_time_s": seconds,
                 "train_time_s": stats.seconds,
+                "examples": stats.examples,
             }
         )
         log(
