@@ -76,7 +76,7 @@ def mnist_epoch(mnist_dir, tmp_path_factory) -> TrainedRun:
     """`python -m train --epochs 1 --batch-size 128 --holdout 0` on the full MNIST (all 60,000 training
     digits), once per session.
 
-    The defaults (SGD at batch 256) are tuned for 10 epochs; one epoch of them is only 235
+    The defaults (SGD at batch 256) are tuned for full runs; one epoch of them is only 235
     steps and varies widely with the seed. Batch 128 doubles the steps and lands reliably
     above the tests' thresholds (docs/training.md).
     """

@@ -17,7 +17,8 @@ DEFAULTS = {
     "elastic": 0.0,
     "elastic_cells": 4,
     "warmup": 0.25,
-    "select": 1.0,
+    "epochs": 12,
+    "select": 0.5,
     "select_pressure": 100.0,
     # The last N training images are never trained on: train.calibrate fits the temperature and the
     # not-a-digit check's threshold on them.
@@ -51,7 +52,7 @@ def build_parser() -> OneLineParser:
         prog="python -m train", description="Train the MNIST CNN: the weights and the evaluation reports."
     )
     p.add_argument(
-        "--epochs", type=positive_int, default=10, help="passes over the training set (default: %(default)s)"
+        "--epochs", type=positive_int, default=DEFAULTS["epochs"], help="passes over the training set (default: %(default)s)"
     )
     p.add_argument("--batch-size", type=positive_int, default=DEFAULTS["batch_size"], help="default: %(default)s")
     p.add_argument(
