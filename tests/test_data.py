@@ -2,10 +2,11 @@ import gzip
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from train.data import DataError, load_mnist
+from train.data import IDX_NAMES, DataError, load_mnist
 
 pytestmark = pytest.mark.unit
 
@@ -61,3 +62,13 @@ def test_cli_prints_one_line_and_fails(tmp_path):
     assert result.returncode == 1
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
     assert "Traceback" not in result.stderr
+
+
+def test_the_idx_names_are_torchvisions():
+    """The file names are spelt out so that importing the data modules does not import torchvision."""
+    from torchvision.datasets import MNIST, FashionMNIST
+
+    from train import fashion
+
+    assert IDX_NAMES == [Path(name).stem for name, _ in MNIST.resources]
+    assert fashion.IDX_NAMES == [Path(name).stem for name, _ in FashionMNIST.resources]

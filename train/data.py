@@ -16,10 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torchvision.datasets import MNIST
 
 DEFAULT_ROOT = Path("data")
-IDX_NAMES = [Path(name).stem for name, _ in MNIST.resources]  # names without .gz
 # SHA-256 of the uncompressed files, so any gzip of the same data passes.
 IDX_SHA256 = {
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
@@ -27,6 +25,15 @@ IDX_SHA256 = {
     "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
+IDX_NAMES = list(IDX_SHA256)  # torchvision's MNIST.resources, without .gz
+
+
+def _mnist():
+    """torchvision's MNIST, imported when the data is read: importing torchvision takes seconds, and
+    the calibration's worker processes import this module without reading MNIST."""
+    from torchvision.datasets import MNIST
+
+    return MNIST
 
 
 class DataError(RuntimeError):
@@ -79,7 +86,7 @@ def _install_local_copy(source: Path, raw_dir: Path) -> None:
 
 
 def _load_split(root: Path, train: bool) -> Split:
-    ds = MNIST(root, train=train, download=False)
+    ds = _mnist()(root, train=train, download=False)
     return Split(ds.data.contiguous(), ds.targets.long())
 
 
@@ -98,7 +105,7 @@ def load_mnist(
         _install_local_copy(Path(data_dir), raw_dir)
     else:
         try:
-            MNIST(root, train=True, download=True)
+            _mnist()(root, train=True, download=True)
         except Exception as err:  # torchvision raises RuntimeError/URLError/OSError
             raise DataError(
                 f"MNIST is not in {raw_dir} and could not be downloaded ({type(err).__name__}): "

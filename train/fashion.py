@@ -13,11 +13,10 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from torchvision.datasets import FashionMNIST
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 DEFAULT_ROOT = Path("data")
-IDX_NAMES = [Path(name).stem for name, _ in FashionMNIST.resources]  # names without .gz
+IDX_NAMES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
 INSTALL_HINT = (
     "online, torchvision downloads it; offline, set FASHION_MNIST_DIR or `apt-get install dataset-fashion-mnist`"
 )
@@ -66,7 +65,7 @@ def prepare(directory: str | os.PathLike | None = None, root: str | os.PathLike 
                 source.write_text(str(folder.resolve()))
             return str(folder)
     try:
-        FashionMNIST(root, train=True, download=True)
+        _fashion_mnist()(root, train=True, download=True)
         return "download"
     except Exception as err:  # torchvision raises URLError, RuntimeError, OSError...
         looked = " or ".join(str(d) for d in local_dirs(directory))
@@ -80,7 +79,7 @@ def load_fashion(
 ) -> np.ndarray:
     """The (N, 28, 28) uint8 images of ``split`` ("train" or "test"); :class:`FashionUnavailable` if none."""
     prepare(directory, root)
-    return FashionMNIST(root, train=split == "train", download=False).data.numpy()
+    return _fashion_mnist()(root, train=split == "train", download=False).data.numpy()
 
 
 def try_load_fashion(
@@ -89,6 +88,13 @@ def try_load_fashion(
     """(images, where they came from) or (None, why there are none)."""
     try:
         source = prepare(directory, root)
-        return FashionMNIST(root, train=split == "train", download=False).data.numpy(), source
+        return _fashion_mnist()(root, train=split == "train", download=False).data.numpy(), source
     except (FashionUnavailable, RuntimeError, OSError, ValueError) as err:
         return None, str(err)
+
+
+def _fashion_mnist():
+    """torchvision's FashionMNIST, imported when the data is read (see ``train.data._mnist``)."""
+    from torchvision.datasets import FashionMNIST
+
+    return FashionMNIST

@@ -52,7 +52,10 @@ def build_parser() -> OneLineParser:
         prog="python -m train", description="Train the MNIST CNN: the weights and the evaluation reports."
     )
     p.add_argument(
-        "--epochs", type=positive_int, default=DEFAULTS["epochs"], help="passes over the training set (default: %(default)s)"
+        "--epochs",
+        type=positive_int,
+        default=DEFAULTS["epochs"],
+        help="passes over the training set (default: %(default)s)",
     )
     p.add_argument("--batch-size", type=positive_int, default=DEFAULTS["batch_size"], help="default: %(default)s")
     p.add_argument(

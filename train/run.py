@@ -23,8 +23,8 @@ from train.data import DataError, load_mnist
 from train.dropout import use_byte_mask_dropout
 from train.engine import TrainState, autocast_dtype, evaluate, pick_device, train_one_epoch
 from train.evaluate import report
-from train.selection import LossRanking
 from train.options import build_parser
+from train.selection import LossRanking
 
 
 def seed_everything(seed: int) -> None:
@@ -121,7 +121,9 @@ def _train(args, train_split, test_split, device: torch.device, log) -> dict:
     for epoch in range(1, args.epochs + 1):
         if epoch > args.epochs - min(args.clean_epochs, args.epochs // 2):
             state.degrees = state.translate = state.scale = state.elastic = 0.0
-        stats = train_one_epoch(state, images, labels, args.batch_size, desc=f"epoch {epoch}/{args.epochs}", epoch=epoch)
+        stats = train_one_epoch(
+            state, images, labels, args.batch_size, desc=f"epoch {epoch}/{args.epochs}", epoch=epoch
+        )
         # Reduced precision for the per-epoch look; the last epoch in fp32, as the weights are served.
         test_loss, test_acc = evaluate(final, test_images, test_labels, amp_dtype if epoch < args.epochs else None)
         seconds = time.perf_counter() - start - sum(h["epoch_time_s"] for h in history)

@@ -167,7 +167,8 @@ def plot(summary: dict, path: Path) -> None:
     bars.set_xlabel("wall time (s)")
     bars.legend(fontsize=8, loc="upper right")
     fig.suptitle(
-        f"MNIST, {summary['ours']['epochs']} epochs against {summary['baseline']['epochs']}: the whole make train takes {summary['wall_time_ratio']:.2f}x "
+        f"MNIST, {summary['ours']['epochs']} epochs against {summary['baseline']['epochs']}: "
+        f"the whole make train takes {summary['wall_time_ratio']:.2f}x "
         "the straightforward pipeline's time"
     )
     fig.tight_layout()
