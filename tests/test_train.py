@@ -64,7 +64,7 @@ def run(tmp_path, digits, *options: str) -> dict:
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory, digits):
     tmp = tmp_path_factory.mktemp("short-run")
-    # 64 steps on 1,000 digits (the first epoch visits all, each later one half, the default): the
+    # 72 steps on 1,000 digits (the first and last epochs visit all, those between half, the default): the
     # default peak learning rate (0.1, for full runs on MNIST) overshoots.
     return tmp, run(tmp, digits, "--epochs", "7", "--batch-size", "64", "--lr", "0.02")
 

@@ -120,8 +120,8 @@ def build_parser() -> OneLineParser:
         "--select",
         type=share,
         default=DEFAULTS["select"],
-        help="after the first epoch, visit this share of the training set per epoch, the examples with the "
-        "highest recent loss most often; 1 visits all (default: %(default)s)",
+        help="between the first and the last epoch, visit this share of the training set per epoch, the "
+        "examples with the highest recent loss most often; 1 visits all (default: %(default)s)",
     )
     p.add_argument(
         "--select-pressure",
