@@ -76,7 +76,7 @@ def test_a_run_with_selection_trains_fewer_steps_and_learns(tmp_path):
     def run(*extra: str) -> dict:
         return train(build_parser().parse_args([*options, *common, *extra]), *digits, log=lambda _: None)
 
-    full = run("--epochs", "4", "--checkpoint", str(tmp_path / "a.pth"), "--select", "1")
+    full = run("--epochs", "4", "--checkpoint", str(tmp_path / "a.pth"))
     # As many examples in all: the first and the last epoch visit every one, those between half.
     picked = run("--epochs", "6", "--checkpoint", str(tmp_path / "b.pth"), "--select", "0.5")
     assert [h["examples"] for h in full["history"]] == [1000] * 4
