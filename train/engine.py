@@ -71,8 +71,8 @@ class TrainState:
 def train_one_epoch(
     state: TrainState, images: torch.Tensor, labels: torch.Tensor, batch_size: int, desc: str = "", epoch: int = 1
 ):
-    """One pass over (uint8 images, labels) held on the training device (a share of them, hardest
-    first, with ``state.selection``)."""
+    """One pass over (uint8 images, labels) held on the training device; with ``state.selection``,
+    over the share of them it picks for epoch ``epoch``."""
     model = state.model.train()
     start = time.perf_counter()
     if state.selection is not None:
