@@ -211,7 +211,7 @@ def build_parser() -> OneLineParser:
         ("--fit-per-style", positive_int, 300, "renders of trained-on digits per user style to fit on"),
         ("--fit-blurred", positive_int, 1500, f"renders per blurred low-resolution style ({', '.join(BLURRED)})"),
         ("--renders", positive_int, 4000, "thick or low-resolution variants to fit on, and to hold out"),
-        ("--per-style", positive_int, 250, "held-out renders per user style"),
+        ("--per-style", positive_int, 500, "held-out renders per user style"),
         ("--fashion", positive_int, 20000, "Fashion-MNIST training items to fit on"),
         ("--photo-crops", non_negative_int, 3000, "crops of photographs to fit on as non-digits"),
         (
