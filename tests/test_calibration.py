@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from handler.preprocess import to_model_input
+from handler.decode import decode_image
+from handler.preprocess import PreprocessError, to_model_input
 from model import MnistCNN, normalize
 from model.calibration import (
     Calibration,
@@ -21,6 +22,7 @@ from model.calibration import (
     save_calibration,
 )
 from model.inference import for_inference
+from tests.digits import draw_seven
 from tests.test_photographs import write_photographs
 from train.calibrate import (
     calibrate,
@@ -31,9 +33,9 @@ from train.calibrate import (
     fit_temperature,
 )
 from train.calibrate import main as calibrate_main
-from train.calibration_sets import variant
+from train.calibration_sets import served, variant
 from train.photographs import find_photographs
-from train.renderers.user_style import STYLES
+from train.renderers.user_style import STYLES, render_bytes
 
 pytestmark = pytest.mark.unit
 
@@ -245,6 +247,26 @@ def test_variants_are_thick_or_low_resolution_digits_of_either_polarity():
     assert any(dark_background) and not all(dark_background)
     widths = [int(((p > 128) != (p[0, 0] > 128)).sum(1).max()) for p in pictures]
     assert max(widths) >= 4  # the 2-px stroke got thicker in some
+
+
+def _model_input_or_refusal(picture):
+    try:
+        return to_model_input(picture)
+    except PreprocessError as refusal:
+        return str(refusal)
+
+
+@pytest.mark.parametrize("style", list(STYLES))
+def test_the_fit_sees_each_render_as_the_server_decodes_its_file(style):
+    """PNG renders skip the file in the fit: that must not change one model input."""
+    seven = np.asarray(draw_seven((28, 28), (6, 4, 21, 23), 3, ink=255, paper=0))
+    for seed in range(12):
+        fitted = _model_input_or_refusal(served(seven, style, seed))
+        from_file = _model_input_or_refusal(decode_image(render_bytes(seven, style, seed)[0]))
+        if isinstance(fitted, str) or isinstance(from_file, str):
+            assert fitted == from_file
+        else:
+            assert torch.equal(fitted, from_file)
 
 
 def test_calibrate_cli_errors_are_one_line(tmp_path, capsys):

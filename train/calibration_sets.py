@@ -5,8 +5,8 @@ and as thick or blurred low-resolution variants. Non-digits: Fashion-MNIST's tra
 photographs (``train.photographs``), letters and symbols (``train.renderers.glyphs``) and the
 photo-like scenes, textures, printed text, shapes and scribbles of ``train.renderers.non_digits``
 (other seeds than the sets they are measured on). All of
-them go through the server's own decoding and preprocessing, so a check fitted again after the
-preprocessing changes sees what the server will see.
+them go through the server's own preprocessing, and its decoding wherever a file changes the pixels,
+so a check fitted again after the preprocessing changes sees what the server will see.
 
 The pictures are made in chunks on every core (:func:`build`), each chunk a :class:`Job`.
 """
@@ -25,7 +25,7 @@ from handler.decode import RequestError, decode_image
 from handler.preprocess import PreprocessError, to_model_input
 from train import photographs
 from train.renderers import glyphs, non_digits
-from train.renderers.user_style import STYLES, render_bytes
+from train.renderers.user_style import STYLES, render, render_bytes
 
 VARIANT_SIDE = 40  # canvas of the thick and low-resolution variants
 CHUNK = 64  # pictures per job: small enough to share the work evenly between the cores
@@ -55,6 +55,17 @@ def _decoded(data: bytes) -> Image.Image | None:
         return None
 
 
+def served(digit: np.ndarray, style: str, seed: int) -> Image.Image | None:
+    """The picture the server decodes from the ``style`` render of ``digit``.
+
+    A PNG decodes to the very pixels and mode it was made from, so those renders skip the file
+    (encoding them was most of their cost); a JPEG render goes through it, its losses included.
+    """
+    if STYLES[style][1] == "PNG":
+        return render(digit, style, seed)
+    return _decoded(render_bytes(digit, style, seed)[0])
+
+
 def variant(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     """``digit`` with thick strokes, or shrunk to 8-16 px and blurred back up; either polarity."""
     image = Image.fromarray(digit, mode="L")
@@ -79,7 +90,7 @@ class Job:
     """One chunk of one set: ``kind`` says how its pictures are made from ``images`` or ``seeds``.
 
     ``plain``: the 28x28 ``images`` as a client sends them; ``style:<name>``: each of ``images``
-    rendered in that user style with its seed, encoded and decoded as served; ``variants``: a
+    rendered in that user style with its seed, as the server decodes it (:func:`served`); ``variants``: a
     :func:`variant` of each, from the generator of ``seeds[0]``; ``glyphs``, ``kind:<name>`` and
     ``crops:<digest>:<folder>`` (:func:`train.photographs.crop` of that folder's photographs, whose
     names and sizes give the digest): one picture per seed, encoded and decoded as served.
@@ -96,7 +107,7 @@ class Job:
             return (Image.fromarray(a, mode="L") for a in self.images)
         if self.kind.startswith("style:"):
             style = self.kind.removeprefix("style:")
-            return (_decoded(render_bytes(a, style, int(s))[0]) for a, s in zip(self.images, self.seeds, strict=True))
+            return (served(a, style, int(s)) for a, s in zip(self.images, self.seeds, strict=True))
         if self.kind == "variants":
             rng = np.random.default_rng(int(self.seeds[0]))
             return (variant(a, rng) for a in self.images)
@@ -157,35 +168,3 @@ def build(jobs: list[Job], workers: int | None = None) -> dict[str, tuple[torch.
     for job, result in zip(jobs, results, strict=True):
         sets.setdefault(job.set_name, []).append(result)
     return {name: (torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])) for name, parts in sets.items()}
-
-
-# ---- single sets, in this process (tests, the offline tools) ---------------------------------------
-
-
-def digits(images: np.ndarray, labels: np.ndarray, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """28x28 uint8 pictures (MNIST's or Fashion-MNIST's) as a client would send them."""
-    return Job("plain", indices, images[indices], labels[indices]).run()
-
-
-def non_digits_inputs(images: np.ndarray) -> torch.Tensor:
-    """Model inputs of 28x28 uint8 pictures of other things (Fashion-MNIST) that the preprocessing accepts."""
-    return digits(images, np.zeros(len(images), dtype=np.int64), np.arange(len(images)))[0]
-
-
-def renders(
-    images: np.ndarray, labels: np.ndarray, indices: np.ndarray, seed: int, styles: list[str] | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each digit of ``indices`` rendered in the next of ``styles`` (default: every user style, in turn)."""
-    styles = styles or list(STYLES)
-    parts = [
-        Job(f"style:{styles[n % len(styles)]}", np.array([seed * 1_000_003 + int(i)]), images[[i]], labels[[i]]).run()
-        for n, i in enumerate(indices)
-    ]
-    return torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])
-
-
-def variants(
-    images: np.ndarray, labels: np.ndarray, indices: np.ndarray, seed: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """A thick or low-resolution :func:`variant` of each digit of ``indices``."""
-    return Job("variants", np.array([seed]), images[indices], labels[indices]).run()
