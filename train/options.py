@@ -17,8 +17,8 @@ DEFAULTS = {
     "elastic": 0.0,
     "elastic_cells": 4,
     "warmup": 0.25,
-    "epochs": 10,
-    "select": 1.0,
+    "epochs": 12,
+    "select": 0.5,
     "select_pressure": 100.0,
     # The last N training images are never trained on: train.calibrate fits the temperature and the
     # not-a-digit check's threshold on them.
@@ -120,8 +120,8 @@ def build_parser() -> OneLineParser:
         "--select",
         type=share,
         default=DEFAULTS["select"],
-        help="between the first and the last epoch, visit this share of the training set per epoch, the "
-        "examples with the highest recent loss most often; 1 visits all (default: %(default)s)",
+        help="after the first epoch, visit this share of the training set per epoch, the examples with the "
+        "highest recent loss most often; 1 visits all (default: %(default)s)",
     )
     p.add_argument(
         "--select-pressure",

@@ -101,7 +101,7 @@ def _train(args, train_split, test_split, device: torch.device, log) -> dict:
     model = MnistCNN().to(device).to(memory_format=torch.channels_last)
     if device.type == "cpu":
         use_byte_mask_dropout(model)
-    selection = LossRanking(len(labels), args.select, args.select_pressure, generator, args.epochs)
+    selection = LossRanking(len(labels), args.select, args.select_pressure, generator)
     steps = sum(-(-selection.epoch_size(e) // args.batch_size) for e in range(1, args.epochs + 1))
     optimizer, scheduler = make_optimizer(model, args, steps)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None

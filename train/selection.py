@@ -1,8 +1,8 @@
-"""Online batch selection: between the first and the last epoch, each epoch visits a share of the
-training set, the examples the model last found hard far more often than the easy ones (Loshchilov &
-Hutter, 2015). The first epoch visits every example to record its loss; the last visits every one
-again, so that the final weights (and batch norm's statistics) are tuned on all of them, not on the
-hard ones only.
+"""Online batch selection: after the first epoch, each epoch visits a share of the training set, the
+examples the model last found hard far more often than the easy ones (Loshchilov & Hutter, 2015).
+The first epoch visits every example to record its loss. Easy examples still come back now and
+then, and by default the saved weights are an average over the last few hundred steps (the EMA),
+so the model does not drift towards the hard ones only.
 
 Each example's loss is recorded whenever it is trained on, so the ranking costs no extra forward
 pass; the losses are stale by up to a few epochs, which the ranking tolerates. Selection is by
@@ -20,17 +20,16 @@ import torch
 class LossRanking:
     """Per-example losses of the training set and the epoch orders drawn from them."""
 
-    def __init__(self, size: int, share: float, pressure: float, generator: torch.Generator, epochs: int):
+    def __init__(self, size: int, share: float, pressure: float, generator: torch.Generator):
         self.size = size
-        self.epochs = epochs
         self.share = share
         self.pressure = pressure
         self.generator = generator
         self.losses = torch.full((size,), math.inf, device=generator.device)
 
     def epoch_size(self, epoch: int) -> int:
-        """How many examples epoch ``epoch`` (from 1) visits: all of them the first and the last time."""
-        if epoch in (1, self.epochs) or self.share >= 1.0:
+        """How many examples epoch ``epoch`` (from 1) visits: all of them the first time."""
+        if epoch == 1 or self.share >= 1.0:
             return self.size
         return max(1, round(self.share * self.size))
 
