@@ -39,7 +39,7 @@ CAL_ARGS ?=
 TRAIN_TIME := about 3 minutes on 2 idle cores
 CALIBRATE_TIME := about a minute, half a minute when its pictures are cached
 
-train: $(STAMP) ## Train the CNN, then calibrate it: mnist_cnn.pth, mnist_cnn.calibration.pt + reports/ (EPOCHS=12, ARGS="--lr 3e-3 ...")
+train: $(STAMP) ## Train the CNN, then calibrate it: mnist_cnn.pth, mnist_cnn.calibration.pt + reports/ (EPOCHS=10, ARGS="--lr 3e-3 ...")
 	@echo "make train: training the CNN, then fitting its calibration ($(TRAIN_TIME))"
 	$(PY) -m train $(if $(EPOCHS),--epochs $(EPOCHS)) --checkpoint $(CHECKPOINT) $(ARGS)
 	$(PY) -m train.calibrate --checkpoint $(CHECKPOINT) $(CAL_ARGS)

@@ -30,8 +30,8 @@ from model.calibration import (
 )
 from model.inference import CheckpointError, load_for_inference
 from scripts.cli import CliError, OneLineParser, check_writable_dir, fail, fraction, non_negative_int, positive_int
-from train.calibration_cache import cached_sets
-from train.calibration_sets import KIND_SIDES, Job, chunks
+from train.calibration_cache import start_sets
+from train.calibration_sets import BLURRED, Workers, set_jobs
 from train.data import DEFAULT_ROOT, DataError, load_mnist
 from train.digest import fit_inputs
 from train.fashion import try_load_fashion
@@ -43,11 +43,8 @@ from train.fitting import (  # noqa: F401 (re-exported: the fit's numbers, with 
     fit_temperature,
 )
 from train.photographs import find_photographs
-from train.renderers.user_style import STYLES
 
 FASHION_SHARE = 0.75  # of the non-digit side's weight in the fit; the photographs and rendered kinds share the rest
-# The styles that look most like blurred photographs: the fit needs more of them to tell them apart.
-BLURRED = ("lowres-blur", "lowres-8")
 
 
 @torch.inference_mode()
@@ -58,64 +55,6 @@ def forward_all(model, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
         return torch.empty(0, 10), torch.empty(0, 320)
     parts = [forward_with_features(model, batch) for batch in inputs.split(250)]
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-
-
-def set_jobs(
-    images: np.ndarray, labels: np.ndarray, fashion: np.ndarray | None, args, photos: tuple[Path, str] | None = None
-) -> tuple[list[Job], dict]:
-    """The jobs that make every set, and {"fit": [names], "held": [names], "others": [names]}.
-
-    ``photos``: (folder, digest) of the photographs to crop, from :func:`find_photographs`; None: no crops.
-
-    Each user style is a set of its own, fitted on and held out: the classifier weighs every style
-    as much as plain digits (a rare style's odd pictures would otherwise set the threshold), and the
-    threshold keeps every style's flagged share within the target.
-    """
-    rng = np.random.default_rng(args.seed)
-    n_fit = len(labels) - args.holdout
-    fit_index = rng.choice(n_fit, min(args.fit_digits, n_fit), replace=False)
-    held_index = np.arange(n_fit, len(labels))
-
-    def some(pool: np.ndarray, n: int) -> np.ndarray:
-        return rng.choice(pool, min(n, len(pool)), replace=False)
-
-    jobs, names = [], {"fit": [], "held": [], "others": []}
-
-    def add(role: str, name: str, kind: str, seeds: np.ndarray, index: np.ndarray | None = None) -> None:
-        names[role].append(name)
-        data = (images[index], labels[index]) if index is not None else (None, None)
-        jobs.extend(chunks(name, kind, seeds, *data))
-
-    add("fit", "fit digits", "plain", fit_index, fit_index)
-    add("held", "digits", "plain", held_index, held_index)
-    for style in STYLES:
-        n_fit = args.fit_blurred if style in BLURRED else args.fit_per_style
-        for role, pool, n, base in (("fit", fit_index, n_fit, 1), ("held", held_index, args.per_style, 2)):
-            index = some(pool, n)
-            name = f"style {style}" if role == "held" else f"fit style {style}"
-            add(role, name, f"style:{style}", (args.seed + base) * 1_000_003 + index, index)
-    for role, pool, base in (("fit", fit_index, 3), ("held", held_index, 4)):
-        index = some(pool, args.renders)
-        add(
-            role,
-            "variants" if role == "held" else "fit variants",
-            "variants",
-            (args.seed + base) * 100_000 + np.arange(len(index)),
-            index,
-        )
-    if fashion is not None:
-        names["others"].append("fashion")
-        jobs.extend(chunks("fashion", "plain", np.arange(len(fashion)), fashion, np.zeros(len(fashion), np.int64)))
-        # Other seeds than scripts.accuracy's measured sets (seed * 1_000_003 + n, n below a few thousand).
-        base = (args.seed + 7) * 10_000_019
-        if photos is not None and args.photo_crops:
-            folder, digest = photos
-            add("others", "photo crops", f"crops:{digest}:{folder}", base + 800_000 + np.arange(args.photo_crops))
-        for n, kind in enumerate(KIND_SIDES if args.per_kind else ()):
-            add("others", f"non-digit {kind}", f"kind:{kind}", base + n * 100_000 + np.arange(args.per_kind))
-        if args.glyphs:
-            add("others", "non-digit glyphs", "glyphs", base + 900_000 + np.arange(args.glyphs))
-    return jobs, names
 
 
 def calibrate(model, images: np.ndarray, labels: np.ndarray, fashion: np.ndarray | None, args, log=print, photos=None):
@@ -132,10 +71,77 @@ def calibrate(model, images: np.ndarray, labels: np.ndarray, fashion: np.ndarray
         clock = now
 
     jobs, names = set_jobs(images, labels, fashion, args, photos)
-    sets = cached_sets(jobs, getattr(args, "cache_dir", None), getattr(args, "workers", None), log)
-    lap("pictures")
-    outputs = {name: forward_all(model, x) for name, (x, _) in sets.items()}
+    held, others = names["held"], names["others"]
+    cache = getattr(args, "cache_dir", None)
+    with Workers(getattr(args, "workers", None)) as pool:
+        # The held-out sets are made while this process fits the check's classifier, which uses one core.
+        fitting = start_sets([job for job in jobs if job.set_name not in held], cache, pool, log)
+        holding = start_sets([job for job in jobs if job.set_name in held], cache, pool, log)
+        sets = fitting()
+        lap("pictures")
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # the workers have the other cores
+        try:
+            outputs = {name: forward_all(model, x) for name, (x, _) in sets.items()}
+            lap("forward")
+            parts = _fit_check(model, outputs, sets, names, args, log) if fashion is not None else None
+            lap("classifier")
+        finally:
+            torch.set_num_threads(threads)
+        made = holding()
+        lap("pictures")
+    sets.update(made)
+    outputs.update({name: forward_all(model, x) for name, (x, _) in made.items()})
     lap("forward")
+    temperature, report = _fit_temperature(outputs, sets, names, args)
+    lap("temperature")
+    if parts is None:
+        report["seconds"] = seconds
+        return Calibration(temperature, None), report
+
+    unfinished = DigitCheck(*parts, threshold=float("inf"))
+    scores = {name: torch.from_numpy(unfinished.score(*reversed(outputs[name]))) for name in [*held, *others]}
+    threshold = max(float(torch.quantile(scores[name], 1.0 - args.target)) for name in held)
+    check = DigitCheck(*parts, threshold=threshold)
+    lap("threshold")
+    report["check"] = {
+        "threshold": threshold,
+        "target": args.target,
+        "fashion_train_used": len(sets["fashion"][1]),
+        "fashion_train_refused_by_preprocessing": len(fashion) - len(sets["fashion"][1]),
+        "held_out_flagged": {name: float((scores[name] > threshold).float().mean()) for name in held},
+        # The fitting sets, so optimistic: how well the classifier separates what it saw.
+        "non_digits_fitted_flagged": {name: float((scores[name] > threshold).float().mean()) for name in others},
+        "non_digits_fitted": {name: len(sets[name][1]) for name in others},
+    }
+    report["seconds"] = seconds
+    return Calibration(temperature, check), report
+
+
+def _fit_check(model, outputs: dict, sets: dict, names: dict, args, log) -> tuple:
+    """:class:`DigitCheck`'s arguments but the threshold: the class statistics and the classifier,
+    fitted on the fit sets and the non-digits."""
+    starts = feature_starts(model)
+    whitening, centres = class_statistics(outputs["fit digits"][1].numpy(), sets["fit digits"][1].numpy(), starts)
+
+    def columns(name: str) -> np.ndarray:
+        logits, features = outputs[name]
+        return describe(features.numpy(), logits.numpy(), whitening, centres, starts)
+
+    others = names["others"]
+    shares = [FASHION_SHARE if name == "fashion" else (1 - FASHION_SHARE) / (len(others) - 1) for name in others]
+    log(
+        f"fitting the not-a-digit check on {sum(len(sets[n][1]) for n in names['fit'])} digits and "
+        f"{sum(len(sets[n][1]) for n in others)} non-digits"
+    )
+    weights = fit_classifier(
+        [columns(n) for n in names["fit"]], [columns(n) for n in others], args.seed, args.epochs, shares
+    )
+    return (whitening, centres, starts, *weights)
+
+
+def _fit_temperature(outputs: dict, sets: dict, names: dict, args) -> tuple[float, dict]:
+    """The temperature, fitted on the held-out digits and user styles, and the report's first entries."""
     held = names["held"]
     styles = [name for name in held if name.startswith("style ")]
     logits = {name: outputs[name][0] for name in held}
@@ -158,46 +164,7 @@ def calibrate(model, images: np.ndarray, labels: np.ndarray, fashion: np.ndarray
             for name in ("digits", "user_styles", "variants")
         },
     }
-    lap("temperature")
-    if fashion is None:
-        report["seconds"] = seconds
-        return Calibration(temperature, None), report
-
-    starts = feature_starts(model)
-    fit_logits, fit_features = outputs["fit digits"]
-    whitening, centres = class_statistics(fit_features.numpy(), sets["fit digits"][1].numpy(), starts)
-
-    def columns(name: str) -> np.ndarray:
-        logits_, features = outputs[name]
-        return describe(features.numpy(), logits_.numpy(), whitening, centres, starts)
-
-    others = names["others"]
-    shares = [FASHION_SHARE if name == "fashion" else (1 - FASHION_SHARE) / (len(others) - 1) for name in others]
-    log(
-        f"fitting the not-a-digit check on {sum(len(sets[n][1]) for n in names['fit'])} digits and "
-        f"{sum(len(sets[n][1]) for n in others)} non-digits"
-    )
-    weights = fit_classifier(
-        [columns(n) for n in names["fit"]], [columns(n) for n in others], args.seed, args.epochs, shares
-    )
-    lap("classifier")
-    unfinished = DigitCheck(whitening, centres, starts, *weights, threshold=float("inf"))
-    scores = {name: torch.from_numpy(unfinished.score(*reversed(outputs[name]))) for name in [*held, *others]}
-    threshold = max(float(torch.quantile(scores[name], 1.0 - args.target)) for name in held)
-    check = DigitCheck(whitening, centres, starts, *weights, threshold=threshold)
-    lap("threshold")
-    report["check"] = {
-        "threshold": threshold,
-        "target": args.target,
-        "fashion_train_used": len(sets["fashion"][1]),
-        "fashion_train_refused_by_preprocessing": len(fashion) - len(sets["fashion"][1]),
-        "held_out_flagged": {name: float((scores[name] > threshold).float().mean()) for name in held},
-        # The fitting sets, so optimistic: how well the classifier separates what it saw.
-        "non_digits_fitted_flagged": {name: float((scores[name] > threshold).float().mean()) for name in others},
-        "non_digits_fitted": {name: len(sets[name][1]) for name in others},
-    }
-    report["seconds"] = seconds
-    return Calibration(temperature, check), report
+    return temperature, report
 
 
 def build_parser() -> OneLineParser:

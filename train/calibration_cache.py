@@ -11,11 +11,12 @@ the pictures' code makes them all again.
 import hashlib
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from train.calibration_sets import Job, build
+from train.calibration_sets import Job, Workers
 from train.digest import fit_sources, source_digest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,8 +43,15 @@ def key(jobs: list[Job], code: str | None = None) -> str:
 
 
 def cached_sets(jobs: list[Job], cache_dir: str | Path | None, workers: int | None, log=print) -> dict:
-    """:func:`train.calibration_sets.build` of ``jobs``, each set from ``cache_dir`` when made before
-    (no cache: '' or None)."""
+    """{set name: (inputs, labels)} of ``jobs``, each set from ``cache_dir`` when made before (no cache: ''
+    or None), the others made on ``workers`` processes (default: one per core)."""
+    with Workers(workers) as pool:
+        return start_sets(jobs, cache_dir, pool, log)()
+
+
+def start_sets(jobs: list[Job], cache_dir: str | Path | None, pool: Workers, log=print) -> Callable[[], dict]:
+    """Start making the sets of ``jobs`` that ``cache_dir`` lacks on ``pool``; the function returned waits
+    for them, saves them to the cache and returns every set, as :func:`cached_sets` does."""
     by_set: dict[str, list[Job]] = {}
     for job in jobs:
         by_set.setdefault(job.set_name, []).append(job)
@@ -54,17 +62,22 @@ def cached_sets(jobs: list[Job], cache_dir: str | Path | None, workers: int | No
     missing = [job for name, part in by_set.items() if name not in sets for job in part]
     if sets:
         log(f"{len(sets)} of the calibration's {len(by_set)} picture sets from {folder}")
-    if missing:
-        start = time.perf_counter()
-        made = build(missing, workers)
-        count = sum(len(y) for _, y in made.values())
-        log(f"made {count} of the calibration's pictures in {time.perf_counter() - start:.0f}s")
-        sets.update(made)
-        for name in made if folder else ():
-            _save(made[name], paths[name])
-    if folder is not None:
-        _prune(folder)
-    return {name: sets[name] for name in by_set}
+    start = time.perf_counter()
+    pending = pool.submit(missing) if missing else None
+
+    def wait() -> dict:
+        if pending is not None:
+            made = pending()
+            count = sum(len(y) for _, y in made.values())
+            log(f"made {count} of the calibration's pictures in {time.perf_counter() - start:.0f}s")
+            sets.update(made)
+            for name in made if folder else ():
+                _save(made[name], paths[name])
+        if folder is not None:
+            _prune(folder)
+        return {name: sets[name] for name in by_set}
+
+    return wait
 
 
 def _load(path: Path):

@@ -8,14 +8,15 @@ photo-like scenes, textures, printed text, shapes and scribbles of ``train.rende
 them go through the server's own preprocessing, and its decoding wherever a file changes the pixels,
 so a check fitted again after the preprocessing changes sees what the server will see.
 
-The pictures are made in chunks on every core (:func:`build`), each chunk a :class:`Job`.
+The pictures are made in chunks on every core (:class:`Workers`), each chunk a :class:`Job`.
 """
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,6 +33,8 @@ CHUNK = 64  # pictures per job: small enough to share the work evenly between th
 # The rendered non-digits the check is fitted on, and the sides (pixels) they are drawn at: smaller
 # than the measured sets' pictures, which the preprocessing brings to 28x28 all the same.
 KIND_SIDES = {"scene": (80, 240), "texture": (64, 200), "text": (120, 260), "shapes": (60, 200), "scribble": (80, 200)}
+# The styles that look most like blurred photographs: the fit needs more of them to tell them apart.
+BLURRED = ("lowres-blur", "lowres-8")
 
 
 def as_inputs(pictures: Iterable[Image.Image | None], labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -150,20 +153,99 @@ def chunks(set_name: str, kind: str, seeds: np.ndarray, images=None, labels=None
     return jobs
 
 
+def set_jobs(
+    images: np.ndarray, labels: np.ndarray, fashion: np.ndarray | None, args, photos: tuple[Path, str] | None = None
+) -> tuple[list[Job], dict]:
+    """The jobs that make every set, and {"fit": [names], "held": [names], "others": [names]}.
+
+    ``photos``: (folder, digest) of the photographs to crop, from :func:`train.photographs.find_photographs`;
+    None: no crops.
+
+    Each user style is a set of its own, fitted on and held out: the classifier weighs every style
+    as much as plain digits (a rare style's odd pictures would otherwise set the threshold), and the
+    threshold keeps every style's flagged share within the target.
+    """
+    rng = np.random.default_rng(args.seed)
+    n_fit = len(labels) - args.holdout
+    fit_index = rng.choice(n_fit, min(args.fit_digits, n_fit), replace=False)
+    held_index = np.arange(n_fit, len(labels))
+
+    def some(pool: np.ndarray, n: int) -> np.ndarray:
+        return rng.choice(pool, min(n, len(pool)), replace=False)
+
+    jobs, names = [], {"fit": [], "held": [], "others": []}
+
+    def add(role: str, name: str, kind: str, seeds: np.ndarray, index: np.ndarray | None = None) -> None:
+        names[role].append(name)
+        data = (images[index], labels[index]) if index is not None else (None, None)
+        jobs.extend(chunks(name, kind, seeds, *data))
+
+    add("fit", "fit digits", "plain", fit_index, fit_index)
+    add("held", "digits", "plain", held_index, held_index)
+    for style in STYLES:
+        n_fit = args.fit_blurred if style in BLURRED else args.fit_per_style
+        for role, pool, n, base in (("fit", fit_index, n_fit, 1), ("held", held_index, args.per_style, 2)):
+            index = some(pool, n)
+            name = f"style {style}" if role == "held" else f"fit style {style}"
+            add(role, name, f"style:{style}", (args.seed + base) * 1_000_003 + index, index)
+    for role, pool, base in (("fit", fit_index, 3), ("held", held_index, 4)):
+        index = some(pool, args.renders)
+        add(
+            role,
+            "variants" if role == "held" else "fit variants",
+            "variants",
+            (args.seed + base) * 100_000 + np.arange(len(index)),
+            index,
+        )
+    if fashion is not None:
+        names["others"].append("fashion")
+        jobs.extend(chunks("fashion", "plain", np.arange(len(fashion)), fashion, np.zeros(len(fashion), np.int64)))
+        # Other seeds than scripts.accuracy's measured sets (seed * 1_000_003 + n, n below a few thousand).
+        base = (args.seed + 7) * 10_000_019
+        if photos is not None and args.photo_crops:
+            folder, digest = photos
+            add("others", "photo crops", f"crops:{digest}:{folder}", base + 800_000 + np.arange(args.photo_crops))
+        for n, kind in enumerate(KIND_SIDES if args.per_kind else ()):
+            add("others", f"non-digit {kind}", f"kind:{kind}", base + n * 100_000 + np.arange(args.per_kind))
+        if args.glyphs:
+            add("others", "non-digit glyphs", "glyphs", base + 900_000 + np.arange(args.glyphs))
+    return jobs, names
+
+
 def _run(job: Job) -> tuple[torch.Tensor, torch.Tensor]:
     torch.set_num_threads(1)  # one picture at a time per process; the processes share the cores
     return job.run()
 
 
-def build(jobs: list[Job], workers: int | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """{set name: (inputs, labels)} of all ``jobs``, run on ``workers`` processes (default: every core)."""
-    workers = workers or len(os.sched_getaffinity(0))
-    if workers > 1 and len(jobs) > 1:
-        # Fresh interpreters, not forks: a fork of a process whose OpenMP pool is running can hang.
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            results = list(pool.map(_run, jobs))
-    else:
-        results = [job.run() for job in jobs]
+class Workers:
+    """The processes that make the pictures, one per core by default; with one, jobs run in this process.
+
+    ``submit`` queues jobs and returns at once, so this process can do other work while they are made.
+    """
+
+    def __init__(self, count: int | None = None):
+        self.count = count or len(os.sched_getaffinity(0))
+        self._pool: ProcessPoolExecutor | None = None
+
+    def submit(self, jobs: list[Job]) -> Callable[[], dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+        """Start making ``jobs``; the function returned waits for them: {set name: (inputs, labels)}."""
+        if self.count < 2 or len(jobs) < 2:
+            return lambda: _by_set(jobs, [job.run() for job in jobs])
+        if self._pool is None:
+            # Fresh interpreters, not forks: a fork of a process whose OpenMP pool is running can hang.
+            self._pool = ProcessPoolExecutor(self.count, mp_context=get_context("spawn"))
+        futures = [self._pool.submit(_run, job) for job in jobs]
+        return lambda: _by_set(jobs, [future.result() for future in futures])
+
+    def __enter__(self) -> "Workers":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+
+
+def _by_set(jobs: list[Job], results: list) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     sets: dict[str, list] = {}
     for job, result in zip(jobs, results, strict=True):
         sets.setdefault(job.set_name, []).append(result)

@@ -17,8 +17,8 @@ DEFAULTS = {
     "elastic": 0.0,
     "elastic_cells": 4,
     "warmup": 0.25,
-    "epochs": 12,
-    "select": 0.5,
+    "epochs": 10,
+    "select": 0.6,
     "select_pressure": 100.0,
     # The last N training images are never trained on: train.calibrate fits the temperature and the
     # not-a-digit check's threshold on them.
