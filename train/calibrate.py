@@ -80,7 +80,8 @@ def calibrate(model, images: np.ndarray, labels: np.ndarray, fashion: np.ndarray
         sets = fitting()
         lap("pictures")
         threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # the workers have the other cores
+        if pool.busy():  # the workers have the cores
+            torch.set_num_threads(1)
         try:
             outputs = {name: forward_all(model, x) for name, (x, _) in sets.items()}
             lap("forward")

@@ -226,6 +226,11 @@ class Workers:
     def __init__(self, count: int | None = None):
         self.count = count or len(os.sched_getaffinity(0))
         self._pool: ProcessPoolExecutor | None = None
+        self._futures: list = []
+
+    def busy(self) -> bool:
+        """Whether jobs submitted to the processes are still being made."""
+        return any(not future.done() for future in self._futures)
 
     def submit(self, jobs: list[Job]) -> Callable[[], dict[str, tuple[torch.Tensor, torch.Tensor]]]:
         """Start making ``jobs``; the function returned waits for them: {set name: (inputs, labels)}."""
@@ -235,6 +240,7 @@ class Workers:
             # Fresh interpreters, not forks: a fork of a process whose OpenMP pool is running can hang.
             self._pool = ProcessPoolExecutor(self.count, mp_context=get_context("spawn"))
         futures = [self._pool.submit(_run, job) for job in jobs]
+        self._futures += futures
         return lambda: _by_set(jobs, [future.result() for future in futures])
 
     def __enter__(self) -> "Workers":
