@@ -24,6 +24,7 @@ from train.dropout import use_byte_mask_dropout
 from train.engine import TrainState, autocast_dtype, evaluate, pick_device, train_one_epoch
 from train.evaluate import report
 from train.options import build_parser
+from train.pooling import pool_before_relu
 from train.selection import LossRanking
 
 
@@ -101,6 +102,7 @@ def _train(args, train_split, test_split, device: torch.device, log) -> dict:
     model = MnistCNN().to(device).to(memory_format=torch.channels_last)
     if device.type == "cpu":
         use_byte_mask_dropout(model)
+    pool_before_relu(model)
     selection = LossRanking(len(labels), args.select, args.select_pressure, generator)
     steps = sum(-(-selection.epoch_size(e) // args.batch_size) for e in range(1, args.epochs + 1))
     optimizer, scheduler = make_optimizer(model, args, steps)
