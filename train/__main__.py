@@ -1,7 +1,6 @@
 """``python -m train``: train the MNIST CNN (see :mod:`train.run`)."""
 
-import sys
-
+from scripts.cli import exit_now
 from train.run import main
 
-sys.exit(main())
+exit_now(main())

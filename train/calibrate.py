@@ -29,7 +29,16 @@ from model.calibration import (
     save_calibration,
 )
 from model.inference import CheckpointError, load_for_inference
-from scripts.cli import CliError, OneLineParser, check_writable_dir, fail, fraction, non_negative_int, positive_int
+from scripts.cli import (
+    CliError,
+    OneLineParser,
+    check_writable_dir,
+    exit_now,
+    fail,
+    fraction,
+    non_negative_int,
+    positive_int,
+)
 from train.calibration_cache import start_sets
 from train.calibration_sets import BLURRED, Workers, set_jobs
 from train.data import DEFAULT_ROOT, DataError, load_mnist
@@ -259,4 +268,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())
